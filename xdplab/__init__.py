@@ -1,0 +1,6 @@
+"""xdplab: hands-on XDP in JupyterLab — labs of network namespaces, bcc programs, live maps."""
+from .errors import CompileError, LabError, PrivilegeError, SetupError, VerifierError
+from .topology import Host, Interface, Lab, Link, PingResult, reap
+
+__all__ = ["Lab", "Host", "Interface", "Link", "PingResult", "reap",
+           "LabError", "CompileError", "VerifierError", "PrivilegeError", "SetupError"]

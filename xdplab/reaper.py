@@ -1,0 +1,109 @@
+"""Removing what a lab owns, also after its process died.
+
+Every Lab writes a state file /run/xdplab/<id>.json *before* it creates anything, listing its
+namespaces and bpffs pins and the owning process (pid + start time, so a reused pid is not mistaken
+for the owner). Two paths remove a dead lab's resources:
+  * a watchdog process per lab (this file run as a script with --watch ID) blocks on a pipe from
+    the owner; when the owner dies, even by SIGKILL, the pipe closes and the watchdog reaps the lab;
+  * every new Lab() first reaps labs whose owner is dead (in case the watchdog was killed too).
+Deleting a namespace destroys its veths and with them the XDP programs attached to them.
+
+Only the standard library here: the watchdog starts as a plain script, without importing xdplab.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+STATE_DIR = Path(os.environ.get("XDPLAB_STATE_DIR", "/run/xdplab"))
+PIN_ROOT = Path("/sys/fs/bpf/xdplab")
+NS_PREFIX = "xl-"
+
+
+def start_time(pid):
+    """The process's start time in clock ticks, or None when it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def alive(state):
+    return state.get("pid") is not None and start_time(state["pid"]) == state.get("start")
+
+
+def read_state(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def delete_namespace(ns):
+    """Kill what runs inside `ns`, then delete it (its veths and their XDP programs go with it)."""
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), 9)
+        except (OSError, ValueError):
+            pass
+    subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
+    return not os.path.exists(f"/run/netns/{ns}")
+
+
+def remove_lab(lab_id, state=None):
+    """Remove every namespace and pin of lab `lab_id`; returns the namespaces removed."""
+    state = state or read_state(STATE_DIR / f"{lab_id}.json") or {}
+    prefix = f"{NS_PREFIX}{lab_id}-"
+    names = set(state.get("namespaces", []))
+    if os.path.isdir("/run/netns"):
+        names |= {n for n in os.listdir("/run/netns") if n.startswith(prefix)}
+    removed = [ns for ns in sorted(names) if os.path.exists(f"/run/netns/{ns}") and delete_namespace(ns)]
+    shutil.rmtree(PIN_ROOT / lab_id, ignore_errors=True)
+    try:
+        (STATE_DIR / f"{lab_id}.json").unlink()
+    except FileNotFoundError:
+        pass
+    return removed
+
+
+def reap(everything=False):
+    """Remove labs whose owner is dead (all labs with everything=True). Returns {lab_id: [ns...]}."""
+    done = {}
+    known = set()
+    if STATE_DIR.is_dir():
+        for path in STATE_DIR.glob("*.json"):
+            state = read_state(path)
+            lab_id = path.stem
+            known.add(lab_id)
+            if everything or state is None or not alive(state):
+                done[lab_id] = remove_lab(lab_id, state)
+    # namespaces of ours that no state file claims: a crash between creating the state and the ns
+    if os.path.isdir("/run/netns"):
+        for ns in os.listdir("/run/netns"):
+            if ns.startswith(NS_PREFIX):
+                lab_id = ns[len(NS_PREFIX):].split("-", 1)[0]
+                if lab_id not in known:
+                    done.setdefault(lab_id, []).extend(remove_lab(lab_id))
+    return done
+
+
+def watch(lab_id):
+    """Block until the owner closes our stdin (it exited or died), then reap if it did not close."""
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    except OSError:
+        pass
+    if (STATE_DIR / f"{lab_id}.json").exists():
+        remove_lab(lab_id)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--watch":
+        watch(sys.argv[2])
+    else:
+        print(json.dumps(reap(everything="--all" in sys.argv)))

@@ -1,0 +1,488 @@
+"""The lab: hosts (network namespaces) joined by links (veth pairs), owned and cleaned up as one.
+
+    with Lab() as lab:
+        client, router, server = lab.host("client"), lab.host("router"), lab.host("server")
+        lab.link(client, router)
+        lab.link(router, server, rate="10mbit")     # a fast link feeding a slow one
+
+Each host is a namespace named xl-<lab>-<host>; its interfaces are eth0, eth1, ... in the order its
+links were made. Link k gets 10.11.k.0/24 and fd00:11:k::/64 (.1 on the first host, .2 on the
+second), fixed MACs 02:58:4c:kk:00:0s, and static neighbour entries, so no ARP or NDP is needed
+before the first packet. Routes are computed from the link graph: a host with two or more links
+forwards, and every host reaches every subnet of the lab.
+"""
+import atexit
+import dataclasses
+import ipaddress
+import json
+import os
+import re
+import secrets
+import shlex
+import subprocess
+import sys
+import time
+import weakref
+from collections import deque
+from pathlib import Path
+
+from pyroute2 import IPRoute
+from pyroute2 import netns as pr_netns
+
+from . import netns, reaper
+from .errors import LabError, PrivilegeError
+
+_NAME = re.compile(r"^[a-z][a-z0-9]{0,7}$")
+_HOST = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
+_live_labs = weakref.WeakSet()
+
+
+def require_root(what="build a lab"):
+    if os.geteuid() != 0:
+        raise PrivilegeError(f"xdplab needs root to {what} (network namespaces and XDP need "
+                             "CAP_NET_ADMIN, CAP_BPF and CAP_SYS_ADMIN)",
+                             "start JupyterLab with 'sudo make lab', or run tests with 'sudo make test'")
+
+
+# IFLA_XDP_ATTACHED values: how a program is attached (4 = several, in multi-attach kernels)
+# (pyroute2 decodes them to the names `ip link` prints: xdp, xdpgeneric, xdpoffload, xdpmulti)
+_XDP_MODES = {0: None, 1: "native", 2: "generic", 3: "offload", 4: "multi", "none": None,
+              "xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload", "multi": "multi"}
+
+
+class XdpState(tuple):
+    """(mode, prog_id) of an interface: mode is None, "native", "generic" or "offload"."""
+    __slots__ = ()
+
+    def __new__(cls, mode, prog_id):
+        return super().__new__(cls, (mode, prog_id))
+
+    mode = property(lambda self: self[0])
+    prog_id = property(lambda self: self[1])
+
+
+@dataclasses.dataclass(eq=False)
+class Interface:
+    """One end of a link, inside a host."""
+    name: str
+    host: "Host"
+    ip: str
+    ip6: str
+    mac: str
+    prefixlen: int = 24
+    prefixlen6: int = 64
+    ifindex: int = 0
+    peer: "Interface" = None
+    link: "Link" = None
+
+    def __str__(self):
+        return f"{self.host.name}:{self.name}"
+
+    def xdp(self):
+        """What XDP program is attached here: XdpState(mode, prog_id), mode None when none."""
+        with netns.enter(self.host.ns), IPRoute() as ipr:
+            msg = ipr.get_links(self.ifindex)[0]
+        xdp = msg.get_attr("IFLA_XDP")
+        if not xdp:
+            return XdpState(None, 0)
+        attached = xdp.get_attr("IFLA_XDP_ATTACHED") or 0
+        return XdpState(_XDP_MODES.get(attached), xdp.get_attr("IFLA_XDP_PROG_ID") or 0)
+
+    def ethtool(self, *args):
+        """Set offloads on this interface, e.g. iface.ethtool("gro", "on")."""
+        self.host.run(["ethtool", "-K", self.name, *args])
+
+    def __repr__(self):
+        return f"<Interface {self} {self.ip} {self.mac}>"
+
+
+@dataclasses.dataclass(eq=False)
+class Link:
+    """A veth pair between two hosts; `a` and `b` are its two Interfaces."""
+    index: int
+    a: Interface
+    b: Interface
+    rate: str = None
+
+    @property
+    def subnet(self):
+        return ipaddress.ip_interface(f"{self.a.ip}/{self.a.prefixlen}").network
+
+    @property
+    def subnet6(self):
+        return ipaddress.ip_interface(f"{self.a.ip6}/{self.a.prefixlen6}").network
+
+    def __repr__(self):
+        rate = f" rate={self.rate}" if self.rate else ""
+        return f"<Link {self.a} — {self.b} {self.subnet}{rate}>"
+
+
+@dataclasses.dataclass
+class PingResult:
+    sent: int
+    received: int
+    rtts: list            # milliseconds, one per reply
+    output: str = ""
+
+    @property
+    def loss(self):
+        return 1 - self.received / self.sent if self.sent else 0.0
+
+    def __repr__(self):
+        avg = f", avg {sum(self.rtts) / len(self.rtts):.3f} ms" if self.rtts else ""
+        return f"<PingResult {self.received}/{self.sent} received{avg}>"
+
+
+class Host:
+    """A lab host: its own network namespace with lo up and one interface per link."""
+
+    def __init__(self, lab, name):
+        self.lab, self.name = lab, name
+        self.ns = f"{reaper.NS_PREFIX}{lab.id}-{name}"
+        self.interfaces = []
+        self._procs = []
+
+    def __repr__(self):
+        addrs = ", ".join(f"{i.name} {i.ip}" for i in self.interfaces)
+        return f"<Host {self.name} [{addrs}]>"
+
+    # -- the first interface, which lessons talk about most ---------------------------------
+    def _first(self):
+        if not self.interfaces:
+            raise LabError(f"host {self.name!r} has no link yet",
+                           f"connect it first: lab.link({self.name}, other_host)")
+        return self.interfaces[0]
+
+    ip = property(lambda self: self._first().ip, doc="IPv4 address of the first interface")
+    ip6 = property(lambda self: self._first().ip6, doc="IPv6 address of the first interface")
+    mac = property(lambda self: self._first().mac, doc="MAC address of the first interface")
+    ifname = property(lambda self: self._first().name, doc="name of the first interface")
+
+    def iface(self, which=None):
+        """An Interface by name ("eth1"), by the host at its other end, or the first one."""
+        if which is None:
+            return self._first()
+        for i in self.interfaces:
+            if i.name == which or i.peer.host is which or i.peer.host.name == which:
+                return i
+        names = ", ".join(i.name for i in self.interfaces) or "none yet"
+        raise LabError(f"host {self.name!r} has no interface {which!r} (it has: {names})")
+
+    def address_of(self, other, ipv6=False):
+        """The address of `other` (a Host or address) that this host should use to reach it:
+        its address on a link the two share, else its first address."""
+        if isinstance(other, str):
+            return other
+        for i in self.interfaces:
+            if i.peer.host is other:
+                return i.peer.ip6 if ipv6 else i.peer.ip
+        return other.ip6 if ipv6 else other.ip
+
+    # -- running things inside the namespace -----------------------------------------------------
+    def _argv(self, cmd):
+        return netns.exec_argv(self.ns, ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd))
+
+    def run(self, cmd, check=True, timeout=60, input=None):
+        """Run a command inside this host; returns subprocess.CompletedProcess (text)."""
+        self.lab._check_open()
+        try:
+            res = subprocess.run(self._argv(cmd), capture_output=True, text=True, timeout=timeout,
+                                 input=input)
+        except subprocess.TimeoutExpired:
+            raise LabError(f"{cmd!r} on {self.name} did not finish within {timeout}s") from None
+        if check and res.returncode != 0:
+            raise LabError(f"{cmd!r} on {self.name} failed (exit {res.returncode}): "
+                           f"{(res.stderr or res.stdout).strip()}")
+        return res
+
+    def popen(self, cmd, **kw):
+        """Start a long-running command inside this host; it is killed when the lab closes."""
+        self.lab._check_open()
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        proc = subprocess.Popen(self._argv(cmd), **kw)
+        self._procs.append(proc)
+        return proc
+
+    def ping(self, other, count=3, interval=0.2, timeout=1, size=None, ipv6=False):
+        """Ping `other` (Host or address); returns PingResult with .received and per-reply .rtts."""
+        dst = self.address_of(other, ipv6)
+        argv = ["ping", "-6" if ipv6 or ":" in dst else "-4", "-n", "-c", str(count),
+                "-i", str(interval), "-W", str(timeout)]
+        if size is not None:
+            argv += ["-s", str(size)]
+        res = self.run(argv + [dst], check=False, timeout=count * (interval + timeout) + 10)
+        if res.returncode not in (0, 1):
+            raise LabError(f"ping from {self.name} to {dst} failed: {res.stderr.strip()}")
+        rtts = [float(m) for m in re.findall(r"time=([\d.]+) ms", res.stdout)]
+        m = re.search(r"(\d+) packets transmitted, (\d+) received", res.stdout)
+        sent, received = (int(m.group(1)), int(m.group(2))) if m else (count, len(rtts))
+        return PingResult(sent, received, rtts, res.stdout)
+
+    def send(self, packets, count=1, iface=None):
+        """Send scapy packet(s) from this host; see xdplab.traffic.send."""
+        from . import traffic
+        return traffic.send(self, packets, count=count, iface=iface)
+
+    def sysctl(self, key, value):
+        with netns.enter(self.ns):
+            Path("/proc/sys", *key.split(".")).write_text(str(value))
+
+    def _kill_procs(self):
+        for p in self._procs:
+            if p.poll() is None:
+                p.kill()
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+        self._procs.clear()
+
+
+class Lab:
+    """Owns every namespace, link and program it creates; `close()` (or exit) removes them all."""
+
+    def __init__(self, name=None):
+        require_root()
+        reaper.reap()
+        if name is not None and not _NAME.match(str(name)):
+            raise LabError(f"lab name {name!r} is not valid",
+                           "use 1-8 lowercase letters or digits, starting with a letter")
+        self.id = name or "l" + secrets.token_hex(3)
+        self.name = self.id
+        self.hosts = {}
+        self.links = []
+        self.programs = []
+        self.closed = False
+        self._state_path = reaper.STATE_DIR / f"{self.id}.json"
+        if self._state_path.exists():
+            raise LabError(f"a lab named {self.id!r} is already running (state {self._state_path})",
+                           "close it first (lab.close()), or pick another name")
+        reaper.STATE_DIR.mkdir(parents=True, exist_ok=True)
+        self._write_state()
+        self._watchdog = subprocess.Popen(
+            [sys.executable, reaper.__file__, "--watch", self.id], stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        _live_labs.add(self)
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+    def _write_state(self):
+        state = {"pid": os.getpid(), "start": reaper.start_time(os.getpid()),
+                 "namespaces": [h.ns for h in self.hosts.values()], "created": time.time()}
+        tmp = self._state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(self._state_path)
+
+    def _check_open(self):
+        if self.closed:
+            raise LabError(f"lab {self.id!r} is closed", "make a new one: lab = xdplab.Lab()")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        state = "closed" if self.closed else f"{len(self.hosts)} hosts, {len(self.links)} links"
+        return f"<Lab {self.id}: {state}>"
+
+    def __getattr__(self, name):
+        hosts = self.__dict__.get("hosts") or {}
+        if name in hosts:
+            return hosts[name]
+        raise AttributeError(name)
+
+    def __getitem__(self, name):
+        try:
+            return self.hosts[name]
+        except KeyError:
+            raise LabError(f"lab {self.id!r} has no host {name!r}",
+                           f"hosts: {', '.join(self.hosts) or 'none yet'}") from None
+
+    # -- building ---------------------------------------------------------------------------------
+    def host(self, name):
+        """A new host (network namespace) called `name`, with lo up."""
+        self._check_open()
+        if not _HOST.match(str(name)):
+            raise LabError(f"host name {name!r} is not valid",
+                           "use up to 16 lowercase letters, digits or _, starting with a letter")
+        if name in self.hosts:
+            raise LabError(f"lab {self.id!r} already has a host {name!r}")
+        h = Host(self, name)
+        self.hosts[name] = h
+        self._write_state()          # record it before it exists, so a crash cannot leak it
+        pr_netns.create(h.ns)
+        with netns.enter(h.ns), IPRoute() as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+            for key in ("all", "default"):
+                Path(f"/proc/sys/net/ipv6/conf/{key}/accept_dad").write_text("0")
+                Path(f"/proc/sys/net/ipv6/conf/{key}/accept_ra").write_text("0")
+        return h
+
+    def link(self, a, b, rate=None, latency="100ms", burst=None):
+        """Join hosts a and b with a veth pair. `rate` ("10mbit", or bits/s) shapes both directions
+        with tbf, queueing up to `latency` of traffic: a slow link after a fast one."""
+        self._check_open()
+        a, b = (self[h] if isinstance(h, str) else h for h in (a, b))
+        if a is b:
+            raise LabError(f"cannot link host {a.name!r} to itself")
+        for h in (a, b):
+            if h.lab is not self or self.hosts.get(h.name) is not h:
+                raise LabError(f"host {h.name!r} does not belong to lab {self.id!r}")
+        k = len(self.links)
+        if k > 255:
+            raise LabError("a lab has at most 256 links")
+        ia = Interface(f"eth{len(a.interfaces)}", a, f"10.11.{k}.1", f"fd00:11:{k:x}::1",
+                       f"02:58:4c:{k:02x}:00:01")
+        ib = Interface(f"eth{len(b.interfaces)}", b, f"10.11.{k}.2", f"fd00:11:{k:x}::2",
+                       f"02:58:4c:{k:02x}:00:02")
+        ia.peer, ib.peer = ib, ia
+        link = Link(k, ia, ib, rate=str(rate) if rate else None)
+        ia.link = ib.link = link
+        with netns.enter(a.ns), IPRoute() as ipr:
+            ipr.link("add", ifname=ia.name, kind="veth", peer={"ifname": ib.name, "net_ns_fd": b.ns})
+        a.interfaces.append(ia)
+        b.interfaces.append(ib)
+        self.links.append(link)
+        for end in (ia, ib):
+            self._configure(end)
+            if rate:
+                self._shape(end, rate, latency, burst)
+        self._route()
+        return link
+
+    def _configure(self, i):
+        with netns.enter(i.host.ns), IPRoute() as ipr:
+            idx = ipr.link_lookup(ifname=i.name)[0]
+            i.ifindex = idx
+            ipr.link("set", index=idx, address=i.mac, state="up")
+            ipr.addr("add", index=idx, address=i.ip, prefixlen=i.prefixlen)
+            ipr.addr("add", index=idx, address=i.ip6, prefixlen=i.prefixlen6)
+            ipr.neigh("replace", dst=i.peer.ip, lladdr=i.peer.mac, ifindex=idx, state="permanent")
+            ipr.neigh("replace", dst=i.peer.ip6, lladdr=i.peer.mac, ifindex=idx, state="permanent",
+                      family=10)
+        # Full checksums in every packet (a lesson rewriting ports must see real checksums),
+        # and VLAN tags kept in the frame where XDP can parse them.
+        i.ethtool("tx", "off", "rxvlan", "off", "txvlan", "off")
+
+    def _shape(self, i, rate, latency, burst):
+        bits = rate if isinstance(rate, int) else None
+        rate_s = f"{bits}bit" if bits else str(rate)
+        if burst is None:
+            burst = "16kb"    # at least a few full-size frames, small enough to keep the rate exact
+        i.host.run(["tc", "qdisc", "replace", "dev", i.name, "root", "tbf", "rate", rate_s,
+                    "burst", str(burst), "latency", str(latency)])
+
+    def _route(self):
+        """Static routes along the link graph (shortest paths), forwarding on multi-link hosts."""
+        for h in self.hosts.values():
+            if len(h.interfaces) > 1:
+                h.sysctl("net.ipv4.ip_forward", 1)
+                h.sysctl("net.ipv6.conf.all.forwarding", 1)
+            # breadth-first: the first hop out of h towards every other host
+            first_hop = {}
+            queue = deque()
+            for i in h.interfaces:
+                if i.peer.host not in first_hop:
+                    first_hop[i.peer.host] = i
+                    queue.append(i.peer.host)
+            while queue:
+                cur = queue.popleft()
+                for i in cur.interfaces:
+                    if i.peer.host is not h and i.peer.host not in first_hop:
+                        first_hop[i.peer.host] = first_hop[cur]
+                        queue.append(i.peer.host)
+            direct = {i.link for i in h.interfaces}
+            routes = []
+            for link in self.links:
+                if link in direct:
+                    continue
+                out = first_hop.get(link.a.host) or first_hop.get(link.b.host)
+                if out is not None:
+                    routes.append((link, out))
+            if routes:
+                with netns.enter(h.ns), IPRoute() as ipr:
+                    for link, out in routes:
+                        ipr.route("replace", dst=str(link.subnet), gateway=out.peer.ip, oif=out.ifindex)
+                        ipr.route("replace", dst=str(link.subnet6), gateway=out.peer.ip6,
+                                  oif=out.ifindex, family=10)
+
+    def interface(self, target):
+        """Resolve a Host, Interface, "host:ifname" or a unique interface name to an Interface."""
+        if isinstance(target, Interface):
+            if target.host.lab is not self:
+                raise LabError(f"{target} belongs to another lab")
+            return target
+        if isinstance(target, Host):
+            if target.lab is not self:
+                raise LabError(f"host {target.name!r} belongs to another lab")
+            return target.iface()
+        if isinstance(target, str):
+            if ":" in target:
+                host, name = target.split(":", 1)
+                return self[host].iface(name)
+            found = [i for h in self.hosts.values() for i in h.interfaces if i.name == target]
+            if len(found) == 1:
+                return found[0]
+            if found:
+                raise LabError(f"several lab hosts have an interface {target!r}",
+                               f"say which one: {', '.join(map(str, found))} (as 'host:ifname')")
+        return None
+
+    # -- programs -----------------------------------------------------------------------------------
+    def load(self, source, cflags=(), name=None):
+        """Compile C (text, or a file under bpf/) with bcc and verify it; returns a Program."""
+        self._check_open()
+        from .program import Program
+        prog = Program(self, source, cflags=cflags, name=name)
+        self.programs.append(prog)
+        return prog
+
+    # -- ready-made topologies ---------------------------------------------------------------------
+    @classmethod
+    def pair(cls, name=None, rate=None):
+        """A lab with hosts `client` and `server` joined by one link."""
+        lab = cls(name)
+        try:
+            lab.link(lab.host("client"), lab.host("server"), rate=rate)
+        except BaseException:
+            lab.close()
+            raise
+        return lab
+
+    # -- teardown ----------------------------------------------------------------------------------
+    def close(self):
+        """Remove every program, process, namespace and link of this lab. Safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
+        for prog in self.programs:
+            try:
+                prog.close()
+            except Exception:
+                pass
+        for h in self.hosts.values():
+            h._kill_procs()
+        reaper.remove_lab(self.id)
+        try:
+            self._watchdog.stdin.close()
+            self._watchdog.wait(timeout=5)
+        except Exception:
+            pass
+        _live_labs.discard(self)
+
+
+@atexit.register
+def _close_all():
+    for lab in list(_live_labs):
+        lab.close()
+
+
+def reap(all=False):
+    """Remove labs whose process died (every lab with all=True); returns {lab id: [namespaces]}."""
+    require_root("remove labs")
+    if all:
+        for lab in list(_live_labs):
+            lab.close()
+    return reaper.reap(everything=all)
