@@ -4,3 +4,9 @@ from .topology import Host, Interface, Lab, Link, PingResult, reap
 
 __all__ = ["Lab", "Host", "Interface", "Link", "PingResult", "reap",
            "LabError", "CompileError", "VerifierError", "PrivilegeError", "SetupError"]
+
+
+def load_ipython_extension(ipython):
+    """`%load_ext xdplab`: the %%xdp cell magic and short error messages instead of tracebacks."""
+    from . import magics
+    magics.load(ipython)

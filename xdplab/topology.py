@@ -254,6 +254,7 @@ class Lab:
         self.links = []
         self.programs = []
         self.closed = False
+        self._created = time.monotonic()
         self._state_path = reaper.STATE_DIR / f"{self.id}.json"
         if self._state_path.exists():
             raise LabError(f"a lab named {self.id!r} is already running (state {self._state_path})",

@@ -1,0 +1,64 @@
+"""Shared fixtures. Every test builds real labs on this kernel; the session ends by proving that
+nothing of ours is left: no lab namespace, no veth or XDP program in the root namespace."""
+import os
+import subprocess
+
+import pytest
+
+import xdplab
+from xdplab import reaper
+
+
+def leftovers():
+    """Lab resources still present on the machine (namespaces, root veths, XDP in root ns)."""
+    found = []
+    if os.path.isdir("/run/netns"):
+        found += [f"netns {n}" for n in os.listdir("/run/netns") if n.startswith(reaper.NS_PREFIX)]
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    for line in links.splitlines():
+        name = line.split(": ")[1].split("@")[0]
+        if " xdp" in line:
+            found.append(f"XDP on root interface {name}")
+        if "veth" in subprocess.run(["ip", "-d", "-o", "link", "show", name],
+                                    capture_output=True, text=True).stdout:
+            found.append(f"root veth {name}")
+    if reaper.STATE_DIR.is_dir():
+        found += [f"state {p.name}" for p in reaper.STATE_DIR.glob("*.json")]
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind():
+    if os.geteuid() != 0:
+        pytest.exit("the tests need root: run 'sudo make test'", returncode=2)
+    before = leftovers()
+    assert not before, f"lab leftovers before the tests (run 'make clean'): {before}"
+    yield
+    xdplab.topology._close_all()
+    after = leftovers()
+    assert not after, f"the tests left lab resources behind: {after}"
+
+
+@pytest.fixture
+def pair():
+    with xdplab.Lab.pair() as lab:
+        yield lab
+
+
+COUNT_ACTIONS = r"""
+/* counts packets per XDP action, then returns the action chosen at load time */
+BPF_ARRAY(counters, u64, 5);
+int xdp_count(struct xdp_md *ctx) {
+    u32 key = VERDICT;
+    u64 *v = counters.lookup(&key);
+    if (v)
+        __sync_fetch_and_add(v, 1);
+    return VERDICT;
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def count_source():
+    """C of a program counting packets under the action it returns (-DVERDICT=XDP_...)."""
+    return COUNT_ACTIONS

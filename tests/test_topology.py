@@ -1,0 +1,134 @@
+"""Labs: hosts, links, addresses, routes, shaping, cleanup and reaping — on real namespaces."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import xdplab
+from xdplab import LabError, reaper
+
+
+def ns_list():
+    return [n for n in os.listdir("/run/netns") if n.startswith(reaper.NS_PREFIX)] \
+        if os.path.isdir("/run/netns") else []
+
+
+def test_pair_hosts_addresses_and_ping(pair):
+    c, s = pair.client, pair.server
+    assert (c.ifname, s.ifname) == ("eth0", "eth0")
+    assert c.ip == "10.11.0.1" and s.ip == "10.11.0.2"
+    assert c.ip6.startswith("fd00:11:") and c.mac != s.mac
+    assert "10.11.0.1/24" in c.run("ip -br addr show eth0").stdout
+    # static neighbours: no ARP needed before the first packet
+    assert s.mac in c.run("ip neigh show 10.11.0.2").stdout
+    assert c.ping(s, count=3, interval=0.05).received == 3
+    assert c.ping(s, count=2, interval=0.05, ipv6=True).received == 2
+
+
+def test_three_hosts_route_through_router():
+    with xdplab.Lab() as lab:
+        c, r, s = lab.host("client"), lab.host("router"), lab.host("server")
+        lab.link(c, r)
+        lab.link(r, s)
+        assert r.run("sysctl -n net.ipv4.ip_forward").stdout.strip() == "1"
+        assert c.ping(s, count=2, interval=0.05).received == 2
+        assert c.ping(s, count=2, interval=0.05, ipv6=True).received == 2
+        assert "via 10.11.0.2" in c.run("ip route get " + s.ip).stdout
+        names = set(ns_list())
+        assert {c.ns, r.ns, s.ns} <= names
+    assert not {c.ns, r.ns, s.ns} & set(ns_list())
+
+
+def test_rate_limited_link_uses_tbf():
+    with xdplab.Lab() as lab:
+        fast, slow = lab.host("a"), lab.host("b")
+        lab.link(fast, slow, rate="5mbit")
+        out = fast.run("tc qdisc show dev eth0").stdout
+        assert "tbf" in out and "5Mbit" in out
+
+
+def test_run_popen_and_processes_die_with_the_lab():
+    with xdplab.Lab.pair() as lab:
+        assert lab.server.run("ip -o link show eth0").returncode == 0
+        proc = lab.server.popen("sleep 300")
+        assert proc.poll() is None
+        with pytest.raises(LabError, match="failed"):
+            lab.client.run("false")
+    assert proc.poll() is not None
+
+
+def test_bad_input_is_a_clear_error():
+    with xdplab.Lab("tbad") as lab:
+        with pytest.raises(LabError, match="already running"):
+            xdplab.Lab("tbad")
+        lab.host("client")
+        with pytest.raises(LabError, match="already has a host"):
+            lab.host("client")
+        with pytest.raises(LabError, match="not valid"):
+            lab.host("Bad Name!")
+        with pytest.raises(LabError, match="no host"):
+            lab["nobody"]
+        with pytest.raises(LabError, match="no link yet"):
+            lab.client.ip
+        with pytest.raises(LabError, match="itself"):
+            lab.link("client", "client")
+    with pytest.raises(LabError, match="not valid"):
+        xdplab.Lab("UPPER")
+    with pytest.raises(LabError, match="closed"):
+        lab.host("late")
+    assert not ns_list()
+
+
+def test_close_is_idempotent_and_removes_everything():
+    lab = xdplab.Lab.pair()
+    names = [h.ns for h in lab.hosts.values()]
+    lab.close()
+    lab.close()
+    assert not set(names) & set(ns_list())
+    assert not (reaper.STATE_DIR / f"{lab.id}.json").exists()
+
+
+CHILD = textwrap.dedent("""
+    import sys, time, xdplab
+    lab = xdplab.Lab.pair()
+    prog = lab.load("int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }")
+    prog.attach(lab.server)
+    print(lab.id, flush=True)
+    time.sleep(300)
+""")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_lab_process_is_reaped(sig):
+    """A lab whose process dies (even by SIGKILL) leaves nothing: its watchdog removes it."""
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+    lab_id = child.stdout.readline().strip()
+    assert lab_id and any(n.startswith(f"xl-{lab_id}-") for n in ns_list())
+    child.send_signal(sig)
+    child.wait(timeout=10)
+    deadline = time.time() + 15
+    while time.time() < deadline and any(n.startswith(f"xl-{lab_id}-") for n in ns_list()):
+        time.sleep(0.1)
+    assert not any(n.startswith(f"xl-{lab_id}-") for n in ns_list())
+    assert not (reaper.STATE_DIR / f"{lab_id}.json").exists()
+
+
+def test_next_lab_reaps_a_dead_lab_when_its_watchdog_died_too():
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+    lab_id = child.stdout.readline().strip()
+    # kill the watchdog first, then the owner: only the next Lab() can clean up now
+    watchdogs = subprocess.run(["pgrep", "-f", f"reaper.py --watch {lab_id}"],
+                               capture_output=True, text=True).stdout.split()
+    assert watchdogs
+    for pid in watchdogs:
+        os.kill(int(pid), signal.SIGKILL)
+    child.kill()
+    child.wait(timeout=10)
+    assert any(n.startswith(f"xl-{lab_id}-") for n in ns_list())
+    with xdplab.Lab() as lab:
+        assert not any(n.startswith(f"xl-{lab_id}-") for n in ns_list())
+        assert lab.id != lab_id
