@@ -1,8 +1,9 @@
 """xdplab: hands-on XDP in JupyterLab — labs of network namespaces, bcc programs, live maps."""
 from .errors import CompileError, LabError, PrivilegeError, SetupError, VerifierError
 from .topology import Host, Interface, Lab, Link, PingResult, reap
+from .doctor import doctor
 
-__all__ = ["Lab", "Host", "Interface", "Link", "PingResult", "reap",
+__all__ = ["Lab", "doctor", "Host", "Interface", "Link", "PingResult", "reap",
            "LabError", "CompileError", "VerifierError", "PrivilegeError", "SetupError"]
 
 

@@ -1,0 +1,52 @@
+"""The `xdplab` command: `xdplab doctor` checks the machine, `xdplab reap` removes leftover labs."""
+import argparse
+import sys
+
+
+def _doctor(args):
+    from .doctor import doctor
+    report = doctor()
+    if args.json:
+        print(report.to_json())
+    else:
+        text = report.text(quiet=args.quiet, color=sys.stdout.isatty())
+        if text:
+            print(text)
+    return report.exit_code
+
+
+def _reap(args):
+    from .topology import reap
+    removed = reap(all=args.all)
+    if not removed:
+        print("nothing to remove" + ("" if args.all else
+                                      " (labs of running processes are kept; --all removes them too)"))
+    for lab_id, namespaces in sorted(removed.items()):
+        print(f"removed lab {lab_id}: {', '.join(namespaces) or 'no namespaces left'}")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="xdplab", description="Hands-on XDP lessons in JupyterLab.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("doctor", help="check that this machine can run the lessons")
+    p.add_argument("--quiet", action="store_true", help="print only problems (warn and fail)")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.set_defaults(func=_doctor)
+    p = sub.add_parser("reap", help="remove labs (namespaces, pins) left by processes that died")
+    p.add_argument("--all", action="store_true", help="also remove labs of running processes")
+    p.set_defaults(func=_reap)
+    args = parser.parse_args(argv)
+
+    from .errors import LabError
+    try:
+        return args.func(args)
+    except LabError as e:
+        print(f"xdplab: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
