@@ -48,8 +48,14 @@ fi
 "$here/kernel-headers.sh"
 
 # --- 4. bpffs and tracefs ---------------------------------------------------------------
-mountpoint -q /sys/fs/bpf || { mount -t bpf bpf /sys/fs/bpf && say "mounted bpffs on /sys/fs/bpf"; }
-mountpoint -q /sys/kernel/tracing || { mount -t tracefs tracefs /sys/kernel/tracing && say "mounted tracefs on /sys/kernel/tracing"; }
+# (they fail without privilege, e.g. during `docker build`: the container mounts them when it starts)
+mount_fs() {
+  mountpoint -q "$2" && return 0
+  if mount -t "$1" "$1" "$2" 2>/dev/null; then say "mounted $1 on $2"
+  else say "could not mount $1 on $2 (no privilege here?): 'xdplab doctor' will say what to do"; fi
+}
+mount_fs bpf /sys/fs/bpf
+mount_fs tracefs /sys/kernel/tracing
 
 # --- 5. the virtualenv --------------------------------------------------------------------
 venv="$repo/.venv"

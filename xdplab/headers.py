@@ -54,7 +54,7 @@ def tree(build=True):
     if os.path.isdir(os.path.join(own, "include")):
         return HeaderTree(own, RUNNING, kernel, kernel)
     trees = sorted(glob.glob(str(BUILT / "linux-headers-*" / ".complete")))
-    if not trees and build and glob.glob("/usr/src/linux-headers-*-common"):
+    if not trees and build and glob.glob("/usr/src/linux-headers-*"):
         subprocess.run(["bash", str(REPO / "env" / "kernel-headers.sh")], check=False,
                        capture_output=True)
         trees = sorted(glob.glob(str(BUILT / "linux-headers-*" / ".complete")))
