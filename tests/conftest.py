@@ -9,11 +9,23 @@ import xdplab
 from xdplab import reaper
 
 
+def others():
+    """Namespaces of labs owned by other live processes (another notebook, a second test run)."""
+    names = set()
+    for path in reaper.STATE_DIR.glob("*.json") if reaper.STATE_DIR.is_dir() else ():
+        state = reaper.read_state(path)
+        if state and state.get("pid") != os.getpid() and reaper.alive(state):
+            names |= {n for n in os.listdir("/run/netns") if n.startswith(f"xl-{path.stem}-")}
+            names.add(f"state {path.name}")
+    return names
+
+
 def leftovers():
-    """Lab resources still present on the machine (namespaces, root veths, XDP in root ns)."""
+    """Lab resources on the machine that no other live process owns: namespaces, state files,
+    and veths or XDP programs in the root namespace."""
     found = []
     if os.path.isdir("/run/netns"):
-        found += [f"netns {n}" for n in os.listdir("/run/netns") if n.startswith(reaper.NS_PREFIX)]
+        found += [n for n in os.listdir("/run/netns") if n.startswith(reaper.NS_PREFIX)]
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     for line in links.splitlines():
         name = line.split(": ")[1].split("@")[0]
@@ -24,7 +36,7 @@ def leftovers():
             found.append(f"root veth {name}")
     if reaper.STATE_DIR.is_dir():
         found += [f"state {p.name}" for p in reaper.STATE_DIR.glob("*.json")]
-    return found
+    return sorted(set(found) - others())
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -9,6 +9,14 @@ from xdplab import LabError
 PASS = "int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }"
 
 
+def stats(host):
+    """The kernel's counters of a host's first interface (rx_packets, rx_dropped, ...)."""
+    from pyroute2 import IPRoute
+    from xdplab import netns
+    with netns.enter(host.ns), IPRoute() as ipr:
+        return ipr.get_links(host.iface().ifindex)[0].get_attr("IFLA_STATS64")
+
+
 def xdp_state(host):
     return host.iface().xdp()
 
@@ -66,16 +74,28 @@ def test_attach_targets_and_errors(pair):
         prog.attach(pair.server, fn="nope")
 
 
-@pytest.mark.parametrize("name", ["lo", "eth0"])
+def root_xdp_count():
+    return subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.count(" xdp")
+
+
+@pytest.mark.parametrize("name", ["lo", "ifb0", "ens3"])
 def test_root_namespace_guard(pair, name):
     """No lesson can attach to the machine's own interfaces by accident."""
     prog = pair.load(PASS)
-    before = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    before = root_xdp_count()
     with pytest.raises(LabError, match="not an interface of this lab") as err:
         prog.attach(name)
     assert "allow_host=True" in err.value.hint
-    assert subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.count(" xdp") \
-        == before.count(" xdp")
+    assert root_xdp_count() == before
+
+
+def test_ambiguous_name_never_reaches_the_machine(pair):
+    """'eth0' names an interface in both lab hosts (and maybe the machine's): refused, unattached."""
+    prog = pair.load(PASS)
+    before = root_xdp_count()
+    with pytest.raises(LabError, match="several lab hosts"):
+        prog.attach("eth0")
+    assert root_xdp_count() == before and not prog.attachments
 
 
 def test_load_from_bpf_dir_and_missing_file(pair):
@@ -98,8 +118,8 @@ def test_closed_lab_refuses_work():
         prog.attach(lab.server)
 
 
-def test_veth_rule_enables_gro_for_xdp_tx(pair):
-    """XDP_TX out of a veth is only received by a peer with NAPI (native XDP or GRO)."""
+def test_veth_rule_gives_the_peer_a_native_program_for_xdp_tx(pair):
+    """XDP_TX out of a veth is only picked up by a peer with a native XDP program of its own."""
     tx = pair.load(r"""
         #include <linux/if_ether.h>
         int xdp_tx(struct xdp_md *ctx) {
@@ -108,8 +128,20 @@ def test_veth_rule_enables_gro_for_xdp_tx(pair):
             if ((void *)(eth + 1) > data_end) return XDP_PASS;
             return XDP_TX;
         }""")
+    att = tx.attach(pair.server, fix_veth=False)
+    assert not att.notes and pair.client.iface().xdp().mode is None
+    # the trap: the server bounces every echo request back; the client's veth drops them all
+    before = stats(pair.client)
+    pair.client.ping(pair.server, count=3, interval=0.05, timeout=0.3)
+    after = stats(pair.client)
+    assert after["rx_dropped"] - before["rx_dropped"] == 3
     att = tx.attach(pair.server)
-    assert att.notes and "GRO" in att.notes[0]
-    assert "generic-receive-offload: on" in pair.client.run("ethtool -k eth0").stdout
+    assert att.notes and "native XDP_PASS" in att.notes[0]
+    assert pair.client.iface().xdp().mode == "native"
+    before = stats(pair.client)
+    pair.client.ping(pair.server, count=3, interval=0.05, timeout=0.3)
+    after = stats(pair.client)
+    assert after["rx_dropped"] == before["rx_dropped"]
+    assert after["rx_packets"] - before["rx_packets"] >= 3     # the bounced requests arrive
     again = tx.attach(pair.server)
     assert not again.notes          # already fixed: nothing to do

@@ -1,12 +1,18 @@
 """Errors a newcomer can read: what went wrong, where, and what to do.
 
 Every error xdplab raises on purpose derives from LabError. In a notebook they render as a short
-message (see `_repr_html_` / the IPython hook in xdplab.magics), never as a raw traceback.
+block — the message, the learner's source line, why it happened, what to do — never as a raw
+traceback: `_repr_html_` / `text()` give the two forms, `ipython_handler` is the IPython custom
+exception handler that shows them (xdplab.magics registers it).
 """
+import html as _html
+
+NL = "\n"
 
 
 class LabError(Exception):
     """Something the learner (or the machine) has to fix. `.hint` says how."""
+    details_title = "details"
 
     def __init__(self, message, hint=None):
         super().__init__(message)
@@ -15,6 +21,54 @@ class LabError(Exception):
 
     def __str__(self):
         return self.message + (f"\n  → {self.hint}" if self.hint else "")
+
+    # -- rendering ----------------------------------------------------------------------------------
+    def _parts(self):
+        """(title, source excerpt lines, explanation, hint, details) for the renderers."""
+        excerpt = []
+        line, src = getattr(self, "line", None), getattr(self, "source", None)
+        if line and src:
+            lines = src.splitlines()
+            if 0 < line <= len(lines):
+                text = lines[line - 1].expandtabs(4)
+                excerpt.append(f"{line:4} | {text}")
+                col = getattr(self, "column", None)
+                if col:
+                    prefix = lines[line - 1][:col - 1].expandtabs(4)
+                    excerpt.append(f"{'':4} | {' ' * len(prefix)}^")
+        return (f"{type(self).__name__}: {self.message}", excerpt, getattr(self, "explanation", None),
+                self.hint, getattr(self, "details", None))
+
+    def text(self):
+        """The short plain-text form: message, source line, explanation, hint (and details)."""
+        title, excerpt, why, hint, details = self._parts()
+        out = [title, *excerpt]
+        if why:
+            out.append(f"Why: {why}")
+        if hint:
+            out.append(f"Fix: {hint}")
+        if details:
+            out += ["", *details.splitlines()]
+        return "\n".join(out)
+
+    def _repr_html_(self):
+        title, excerpt, why, hint, details = self._parts()
+        e = _html.escape
+        parts = ['<div style="border-left:4px solid #c0392b;padding:4px 10px;margin:4px 0">',
+                 f'<b style="color:#c0392b">{e(title)}</b>']
+        if excerpt:
+            parts.append(f'<pre style="margin:4px 0;background:#fdf2f2">{e(NL.join(excerpt))}</pre>')
+        if why:
+            parts.append(f"<div><b>Why:</b> {e(why)}</div>")
+        if hint:
+            parts.append(f"<div><b>Fix:</b> {e(hint)}</div>")
+        if details:
+            parts.append(f"<details><summary>{self.details_title}</summary><pre>{e(details)}</pre>"
+                         "</details>")
+        return "".join(parts) + "</div>"
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(self.text())
 
 
 class PrivilegeError(LabError):
@@ -26,21 +80,31 @@ class SetupError(LabError):
 
 
 class CompileError(LabError):
-    """clang rejected the learner's C. `.line` is 1-based in the learner's source."""
+    """clang rejected the learner's C. `.line` (and `.column`) are 1-based in the learner's source;
+    `.source` is the learner's C text, `.raw` clang's whole output, `.details` the clang messages
+    that followed the first error."""
+    details_title = "more from the compiler"
 
-    def __init__(self, message, line=None, explanation=None, hint=None, source=None, raw=None):
+    def __init__(self, message, line=None, explanation=None, hint=None, source=None, raw=None,
+                 column=None, details=None):
         super().__init__(message, hint)
         self.line = line
         self.explanation = explanation
         self.source = source
         self.raw = raw
+        self.column = column
+        self.details = details
 
 
 class VerifierError(LabError):
-    """The kernel's verifier rejected the program. `.line` is 1-based in the learner's source."""
+    """The kernel's verifier rejected the program. `.line` is 1-based in the learner's source;
+    `.instruction` is the rejected BPF instruction, `.details` the end of the verifier's log (the
+    last instructions with register state, source lines renumbered to the learner's), `.raw` the
+    whole log."""
+    details_title = "the end of the verifier's log"
 
     def __init__(self, message, line=None, explanation=None, hint=None, source=None, raw=None,
-                 instruction=None, function=None):
+                 instruction=None, function=None, details=None):
         super().__init__(message, hint)
         self.line = line
         self.explanation = explanation
@@ -48,3 +112,26 @@ class VerifierError(LabError):
         self.raw = raw
         self.instruction = instruction
         self.function = function
+        self.details = details
+
+
+def render_exception(exc, html=False):
+    """The short form of `exc` as a string: HTML (for a notebook) or plain text. Other exceptions
+    give their one-line `Type: message`."""
+    if isinstance(exc, LabError):
+        return exc._repr_html_() if html else exc.text()
+    text = f"{type(exc).__name__}: {exc}"
+    return f"<pre>{_html.escape(text)}</pre>" if html else text
+
+
+def ipython_handler(shell, etype, evalue, tb, tb_offset=None):
+    """IPython custom exception handler (`shell.set_custom_exc((LabError,), ipython_handler)`):
+    shows the short form of a LabError (HTML in a notebook, text in a terminal) instead of a
+    traceback. The cell still fails, so "run all" stops there. IPython ignores the returned
+    traceback when running cells; other paths print that one line."""
+    if not isinstance(evalue, LabError):
+        return shell.InteractiveTB.structured_traceback(etype, evalue, tb, tb_offset=tb_offset)
+    from IPython.display import display
+    display({"text/plain": render_exception(evalue), "text/html": render_exception(evalue, html=True)},
+            raw=True)
+    return [f"{etype.__name__} (explained above)"]

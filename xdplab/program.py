@@ -8,7 +8,9 @@
 Every XDP function of the source (int NAME(struct xdp_md *ctx)) is verified when the program is
 loaded, so a verifier rejection shows up at `lab.load`, explained (xdplab.VerifierError).
 """
+import contextlib
 import dataclasses
+import os
 import re
 from pathlib import Path
 
@@ -23,7 +25,8 @@ XDP_FLAGS_SKB_MODE = 1 << 1      # "generic": XDP run by the core stack on an sk
 XDP_FLAGS_DRV_MODE = 1 << 2      # "native": XDP run by the driver before any skb exists
 MODES = {"native": XDP_FLAGS_DRV_MODE, "generic": XDP_FLAGS_SKB_MODE}
 _XDP_FN = re.compile(r"\bint\s+(\w+)\s*\(\s*struct\s+xdp_md\s*\*\s*\w*\s*\)")
-_SENDS_BACK = re.compile(r"\bXDP_TX\b|\bredirect")
+_TX = re.compile(r"\bXDP_TX\b")
+_REDIRECT = re.compile(r"redirect")
 
 
 def _bcc():
@@ -73,14 +76,19 @@ class Program:
         self.bpf = None
         headers.ensure()
         bcc = _bcc()
-        flags = [f"-I{INCLUDE}", *cflags]
+        flags = [f"-I{INCLUDE}", *diagnostics.CFLAGS, *cflags]
+        crashed = diagnostics.compile_in_child(self.source, flags)   # LLVM may exit() the process
+        if crashed:
+            raise diagnostics.compile_error(crashed, self.source)
         with diagnostics.capture_stderr() as err:
             try:
-                self.bpf = bcc.BPF(text=self.source, cflags=flags)
+                self.bpf = bcc.BPF(text=self.source.encode(), cflags=flags,
+                                   debug=diagnostics.DEBUG_SOURCE)
             except Exception:
                 pass
         if self.bpf is None:
             raise diagnostics.compile_error(err.text, self.source)
+        listing = err.text
         self.functions = _XDP_FN.findall(self.source)
         if not self.functions:
             self.close()
@@ -90,12 +98,14 @@ class Program:
         for fn in self.functions:
             with diagnostics.capture_stderr() as err:
                 try:
-                    self._fns[fn] = self.bpf.load_func(fn, bcc.BPF.XDP)
+                    self._fns[fn] = self.bpf.load_func(fn.encode(), bcc.BPF.XDP)
                 except Exception as e:
                     failure = e
             if fn not in self._fns:
+                error = diagnostics.verifier_error(err.text or str(failure), self.source, fn,
+                                                   listing=listing, bpf=self.bpf)
                 self.close()
-                raise diagnostics.verifier_error(err.text or str(failure), self.source, fn)
+                raise error
         from .maps import Maps
         self.maps = Maps(self)
 
@@ -132,61 +142,29 @@ class Program:
         fn = self._fn(fn)
         if mode not in MODES:
             raise LabError(f"unknown XDP mode {mode!r}", "use mode='native' or mode='generic'")
-        iface = self.lab.interface(target)
+        iface = None if allow_host and isinstance(target, str) else self.lab.interface(target)
         if iface is None:
-            return self._attach_host(target, fn, mode, allow_host)
-        bcc = _bcc()
-        current = iface.xdp()
-        if current.mode and current.mode != mode:
-            # native and generic cannot be active together: remove the other one first
-            self._remove(iface, current.mode)
-        for other in self.lab.programs:
-            other.attachments = [a for a in other.attachments if a.iface is not iface]
-        from . import diagnostics
-        with diagnostics.capture_stderr() as err, netns.enter(iface.host.ns):
-            try:
-                bcc.BPF.attach_xdp(iface.name, self._fns[fn], MODES[mode])
-                failure = None
-            except Exception as e:
-                failure = e
-        if failure is not None:
-            raise LabError(f"could not attach {fn} to {iface} in {mode} mode: {err.text.strip() or failure}",
-                           "try mode='generic'" if mode == "native" else None)
-        att = Attachment(self, iface, fn, mode, iface.xdp().prog_id)
-        if fix_veth and mode == "native" and _SENDS_BACK.search(self.source):
-            att.notes += veth_rule(iface)
+            if not allow_host:
+                raise LabError(
+                    f"{target!r} is not an interface of this lab: xdplab only attaches to interfaces "
+                    "inside lab hosts, so no lesson can cut this machine off its network",
+                    "attach to a lab host (prog.attach(lab.server)) or 'host:ifname'; pass "
+                    "allow_host=True only if you really mean an interface of this machine")
+            set_xdp(None, str(target), self._fns[fn].fd, mode)
+            att = Attachment(self, str(target), fn, mode)
+        else:
+            current = iface.xdp()
+            if current.mode and current.mode != mode:
+                # native and generic cannot be active together: remove the other one first
+                set_xdp(iface.host.ns, iface.name, -1, current.mode)
+            for other in self.lab.programs:
+                other.attachments = [a for a in other.attachments if a.iface is not iface]
+            set_xdp(iface.host.ns, iface.name, self._fns[fn].fd, mode)
+            att = Attachment(self, iface, fn, mode, iface.xdp().prog_id)
+            if fix_veth and mode == "native":
+                att.notes += veth_rule(iface, self.source)
         self.attachments.append(att)
         return att
-
-    def _attach_host(self, target, fn, mode, allow_host):
-        if not allow_host:
-            raise LabError(
-                f"{target!r} is not an interface of this lab: xdplab only attaches to interfaces "
-                "inside lab hosts, so no lesson can cut this machine off its network",
-                "attach to a lab host (prog.attach(lab.server)) or 'host:ifname'; pass "
-                "allow_host=True only if you really mean an interface of this machine")
-        bcc = _bcc()
-        from . import diagnostics
-        with diagnostics.capture_stderr() as err:
-            try:
-                bcc.BPF.attach_xdp(str(target), self._fns[fn], MODES[mode])
-            except Exception as e:
-                raise LabError(f"could not attach to {target}: {err.text.strip() or e}") from None
-        att = Attachment(self, str(target), fn, mode)
-        self.attachments.append(att)
-        return att
-
-    def _remove(self, iface, mode):
-        bcc = _bcc()
-        from . import diagnostics
-        if isinstance(iface, str):
-            with diagnostics.capture_stderr():
-                bcc.BPF.remove_xdp(iface, MODES[mode])
-            return
-        if not netns.exists(iface.host.ns):
-            return
-        with diagnostics.capture_stderr(), netns.enter(iface.host.ns):
-            bcc.BPF.remove_xdp(iface.name, MODES[mode])
 
     def detach(self, target=None):
         """Remove this program from `target`, or from everywhere it is attached."""
@@ -194,7 +172,10 @@ class Program:
         iface = None if target is None else (self.lab.interface(target) or str(target))
         for a in self.attachments:
             if iface is None or a.iface is iface or a.iface == iface:
-                self._remove(a.iface, a.mode)
+                if isinstance(a.iface, str):
+                    set_xdp(None, a.iface, -1, a.mode)
+                elif netns.exists(a.iface.host.ns):
+                    set_xdp(a.iface.host.ns, a.iface.name, -1, a.mode)
             else:
                 keep.append(a)
         self.attachments = keep
@@ -216,25 +197,33 @@ class Program:
             self.bpf = None
 
 
-def veth_rule(iface):
-    """The veth NAPI rule: a frame sent out of a veth by XDP (XDP_TX, or a redirect into it) is
-    handed straight to the peer's NAPI receive path, which exists only while the peer has a native
-    XDP program or GRO enabled; otherwise the frame is dropped silently. For `iface` (XDP_TX goes
-    back out of it) and every other interface of its host (redirect targets), enable GRO on a peer
-    that has neither. Returns what was done, as notes."""
+def set_xdp(ns, ifname, fd, mode):
+    """Attach program `fd` to interface `ifname` of namespace `ns` (None: this machine's own) in
+    `mode`, replacing what is there in one netlink call; fd -1 removes it."""
+    from bcc import libbcc
+    from . import diagnostics
+    with diagnostics.capture_stderr() as err, (netns.enter(ns) if ns else contextlib.nullcontext()):
+        rc = libbcc.lib.bpf_attach_xdp(ifname.encode(), fd, MODES[mode])
+    if rc < 0:
+        what = "attach a program to" if fd >= 0 else "remove the program from"
+        where = f"{ns.rsplit('-', 1)[-1]}:{ifname}" if ns else ifname
+        raise LabError(f"could not {what} {where} in {mode} mode: {err.text.strip() or os.strerror(-rc)}",
+                       "try mode='generic'" if mode == "native" and fd >= 0 else None)
+
+
+def veth_rule(iface, source):
+    """The veth rule, a classic trap. A frame that XDP sends out of a veth is handed straight to
+    the peer's NAPI receive path:
+      * XDP_TX (back out of `iface`): the peer only picks such frames up when it has a native XDP
+        program of its own; GRO alone does not wake it;
+      * a redirect into another veth of the host: the peer needs a native XDP program or GRO.
+    Without that the frames are dropped silently. Give each peer what it lacks; return notes."""
     notes = []
-    for i in iface.host.interfaces:
-        peer = i.peer
-        if peer.xdp().mode == "native":
-            continue
-        if _gro_on(peer):
-            continue
-        peer.ethtool("gro", "on")
-        notes.append(f"enabled GRO on {peer} so that frames XDP sends out of {i} are received "
-                     f"(a veth peer drops them without a native XDP program or GRO)")
+    if _TX.search(source) and iface.peer.xdp().mode != "native":
+        set_xdp(iface.peer.host.ns, iface.peer.name, iface.host.lab.pass_program(), "native")
+        notes.append(f"attached a native XDP_PASS program to {iface.peer} so that it receives the "
+                     f"frames XDP_TX sends out of {iface} (a veth peer needs one of its own)")
+    if _REDIRECT.search(source):
+        from .traffic import ensure_napi
+        notes += [n for i in iface.host.interfaces if (n := ensure_napi(i))]
     return notes
-
-
-def _gro_on(iface):
-    out = iface.host.run(["ethtool", "-k", iface.name]).stdout
-    return "generic-receive-offload: on" in out

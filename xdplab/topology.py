@@ -35,6 +35,8 @@ from .errors import LabError, PrivilegeError
 _NAME = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 _HOST = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
 _live_labs = weakref.WeakSet()
+_QUIET_IPV6 = {"accept_dad": "0", "accept_ra": "0", "router_solicitations": "0",
+               "mldv1_unsolicited_report_interval": "1", "mldv2_unsolicited_report_interval": "1"}
 
 
 def require_root(what="build a lab"):
@@ -89,8 +91,19 @@ class Interface:
         return XdpState(_XDP_MODES.get(attached), xdp.get_attr("IFLA_XDP_PROG_ID") or 0)
 
     def ethtool(self, *args):
-        """Set offloads on this interface, e.g. iface.ethtool("gro", "on")."""
+        """Set offloads on this interface, e.g. iface.ethtool("tx", "off")."""
         self.host.run(["ethtool", "-K", self.name, *args])
+
+    def gro(self, enable=None):
+        """Whether GRO is on here; with `enable`, switch it on or off first."""
+        from pyroute2.ethtool.ethtool import Ethtool
+        with netns.enter(self.host.ns), Ethtool() as et:
+            features = et.get_features(self.name)
+            if enable is not None and features.features["rx-gro"].enable != enable:
+                features.features["rx-gro"].enable = enable
+                et.set_features(self.name, features)
+                features = et.get_features(self.name)
+            return features.features["rx-gro"].enable
 
     def __repr__(self):
         return f"<Interface {self} {self.ip} {self.mac}>"
@@ -219,10 +232,11 @@ class Host:
         sent, received = (int(m.group(1)), int(m.group(2))) if m else (count, len(rtts))
         return PingResult(sent, received, rtts, res.stdout)
 
-    def send(self, packets, count=1, iface=None):
-        """Send scapy packet(s) from this host; see xdplab.traffic.send."""
+    def send(self, packets, count=1, iface=None, method="auto"):
+        """Send scapy packet(s) from this host, `count` times each; returns a SendReport.
+        Large counts use the fast injector (see xdplab.traffic.send)."""
         from . import traffic
-        return traffic.send(self, packets, count=count, iface=iface)
+        return traffic.send(self, packets, count=count, iface=iface, method=method)
 
     def sysctl(self, key, value):
         with netns.enter(self.ns):
@@ -253,6 +267,7 @@ class Lab:
         self.hosts = {}
         self.links = []
         self.programs = []
+        self._pass_fd = None
         self.closed = False
         self._created = time.monotonic()
         self._state_path = reaper.STATE_DIR / f"{self.id}.json"
@@ -316,9 +331,12 @@ class Lab:
         pr_netns.create(h.ns)
         with netns.enter(h.ns), IPRoute() as ipr:
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+            # A quiet IPv6: no duplicate address detection, no router solicitations, and the
+            # multicast listener reports an interface sends when it gets an address (which a
+            # program counting every frame would see) sent at once rather than over seconds.
             for key in ("all", "default"):
-                Path(f"/proc/sys/net/ipv6/conf/{key}/accept_dad").write_text("0")
-                Path(f"/proc/sys/net/ipv6/conf/{key}/accept_ra").write_text("0")
+                for name, value in _QUIET_IPV6.items():
+                    Path(f"/proc/sys/net/ipv6/conf/{key}/{name}").write_text(value)
         return h
 
     def link(self, a, b, rate=None, latency="100ms", burst=None):
@@ -334,9 +352,10 @@ class Lab:
         k = len(self.links)
         if k > 255:
             raise LabError("a lab has at most 256 links")
-        ia = Interface(f"eth{len(a.interfaces)}", a, f"10.11.{k}.1", f"fd00:11:{k:x}::1",
+        net6 = ipaddress.ip_network(f"fd00:11:{k:x}::/64")
+        ia = Interface(f"eth{len(a.interfaces)}", a, f"10.11.{k}.1", str(net6[1]),
                        f"02:58:4c:{k:02x}:00:01")
-        ib = Interface(f"eth{len(b.interfaces)}", b, f"10.11.{k}.2", f"fd00:11:{k:x}::2",
+        ib = Interface(f"eth{len(b.interfaces)}", b, f"10.11.{k}.2", str(net6[2]),
                        f"02:58:4c:{k:02x}:00:02")
         ia.peer, ib.peer = ib, ia
         link = Link(k, ia, ib, rate=str(rate) if rate else None)
@@ -351,7 +370,26 @@ class Lab:
             if rate:
                 self._shape(end, rate, latency, burst)
         self._route()
+        self._settle(link)
         return link
+
+    @staticmethod
+    def _tx_packets(i):
+        with netns.enter(i.host.ns), IPRoute() as ipr:
+            return ipr.get_links(i.ifindex)[0].get_attr("IFLA_STATS64")["tx_packets"]
+
+    def _settle(self, link, quiet=0.05, limit=1.0):
+        """Wait until the new link's start-up chatter (IPv6 multicast listener reports) is over,
+        so that the first packet a lesson counts is one it sent."""
+        deadline = time.monotonic() + limit
+        last, since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            now = (self._tx_packets(link.a), self._tx_packets(link.b))
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+            time.sleep(0.01)
 
     def _configure(self, i):
         with netns.enter(i.host.ns), IPRoute() as ipr:
@@ -440,6 +478,15 @@ class Lab:
         self.programs.append(prog)
         return prog
 
+    def pass_program(self):
+        """fd of a two-instruction `return XDP_PASS;` program, which the lab attaches (natively)
+        where a veth peer needs an XDP program of its own (see program.veth_rule)."""
+        if self._pass_fd is None:
+            from . import kernel
+            self._pass_fd = kernel.load_xdp_bytecode(
+                kernel.xdp_return(kernel.XDP_ACTIONS.index("XDP_PASS")), "xdplab_pass")
+        return self._pass_fd
+
     # -- ready-made topologies ---------------------------------------------------------------------
     @classmethod
     def pair(cls, name=None, rate=None):
@@ -466,6 +513,8 @@ class Lab:
         for h in self.hosts.values():
             h._kill_procs()
         reaper.remove_lab(self.id)
+        if self._pass_fd is not None:
+            os.close(self._pass_fd)
         try:
             self._watchdog.stdin.close()
             self._watchdog.wait(timeout=5)

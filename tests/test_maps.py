@@ -1,0 +1,316 @@
+"""Maps: typed snapshots of real maps filled by real XDP programs from real packets (and, for the
+big map, from user space), per-CPU sums, batch vs per-key reads, rates, clear, pinning."""
+import ctypes
+import json
+import os
+import socket
+import subprocess
+import time
+from ipaddress import IPv4Address, IPv6Address
+
+import pytest
+from scapy.all import IP, UDP, Ether, raw
+
+import xdplab
+from xdplab import LabError, maps, netns
+
+ECHO_FRAME = 14 + 20 + 8 + 56          # what `ping` sends: Ethernet + IPv4 + ICMP + 56 bytes
+
+# Counts IPv4 frames only: in the first seconds of a lab, the client's IPv6 stack also sends
+# multicast listener reports, which would make exact counts of pings racy.
+COUNT_IPV4 = r"""
+#include "parsing_helpers.h"
+#ifndef VERDICT
+#define VERDICT XDP_PASS
+#endif
+struct datarec { u64 packets; u64 bytes; };
+BPF_PERCPU_ARRAY(counters, struct datarec, XDP_ACTION_MAX);
+
+int xdp_count_ipv4(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+    struct hdr_cursor nh = { .pos = data };
+    struct ethhdr *eth;
+    u32 action = VERDICT;
+
+    if (parse_ethhdr(&nh, data_end, &eth) != bpf_htons(ETH_P_IP))
+        return XDP_PASS;
+    struct datarec *rec = counters.lookup(&action);
+    if (rec) {                      /* this CPU's own copy: plain additions are safe */
+        rec->packets++;
+        rec->bytes += data_end - data;
+    }
+    return VERDICT;
+}
+"""
+
+BY_SOURCE = r"""
+#include "parsing_helpers.h"
+struct flow { u32 saddr; u32 daddr; u16 sport; u16 dport; u8 proto; };   /* plain types */
+struct stats { u64 packets; u64 bytes; };
+BPF_HASH(src_count, u32, u64, 1024);            /* keyed by iph->saddr, as read from the packet */
+BPF_HASH(flows, struct flow, struct stats, 1024);
+BPF_HASH(v6_echo, struct in6_addr, u64, 64);
+
+int xdp_by_source(struct xdp_md *ctx)
+{
+    void *data_end = (void *)(long)ctx->data_end;
+    struct hdr_cursor nh = { .pos = (void *)(long)ctx->data };
+    struct ethhdr *eth; struct iphdr *iph; struct ipv6hdr *ip6h;
+    struct udphdr *udph; struct icmp6hdr *icmp6h;
+    u64 zero = 0, *n;
+    int proto = parse_ethhdr(&nh, data_end, &eth);
+
+    if (proto == bpf_htons(ETH_P_IPV6)) {
+        if (parse_ip6hdr(&nh, data_end, &ip6h) == IPPROTO_ICMPV6
+            && parse_icmp6hdr(&nh, data_end, &icmp6h) == ICMPV6_ECHO_REQUEST) {
+            struct in6_addr src = ip6h->saddr;
+            n = v6_echo.lookup_or_try_init(&src, &zero);
+            if (n)
+                __sync_fetch_and_add(n, 1);
+        }
+        return XDP_PASS;
+    }
+    if (proto != bpf_htons(ETH_P_IP))
+        return XDP_PASS;
+    proto = parse_iphdr(&nh, data_end, &iph);
+    if (proto < 0)
+        return XDP_PASS;
+    u32 saddr = iph->saddr;
+    n = src_count.lookup_or_try_init(&saddr, &zero);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+
+    struct flow f;
+    __builtin_memset(&f, 0, sizeof(f));        /* padding too: the whole struct is the key */
+    f.saddr = iph->saddr;
+    f.daddr = iph->daddr;
+    f.proto = proto;
+    if (proto == IPPROTO_UDP) {
+        if (parse_udphdr(&nh, data_end, &udph) < 0)
+            return XDP_PASS;
+        f.sport = udph->source;          /* network order, as in the packet */
+        f.dport = udph->dest;
+    }
+    struct stats none = {}, *s = flows.lookup_or_try_init(&f, &none);
+    if (s) {
+        __sync_fetch_and_add(&s->packets, 1);
+        __sync_fetch_and_add(&s->bytes, (u64)(data_end - (void *)(long)ctx->data));
+    }
+    return XDP_PASS;
+}
+"""
+
+BIG = r"""
+#include "parsing_helpers.h"
+BPF_HASH(big, u32, u64, 65536);
+BPF_PERCPU_HASH(big_percpu, u32, u64, 4096);
+struct lpm_key { u32 prefixlen; __be32 addr; };
+BPF_LPM_TRIE(routes, struct lpm_key, u32, 16);
+struct three { u32 a, b, c; };                   /* 12 bytes: each CPU's copy padded to 16 */
+BPF_PERCPU_ARRAY(three_pc, struct three, 4);
+int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }
+"""
+
+
+def fill(table, pairs):
+    """Fill a bcc table from user space in one BPF_MAP_UPDATE_BATCH (values: one per CPU slot
+    for per-CPU tables)."""
+    keys = (table.Key * len(pairs))(*[k for k, _ in pairs])
+    values = (table.Leaf * len(pairs))(*[v for _, v in pairs])
+    table.items_update_batch(keys, values)
+
+
+def send_udp(src, dst, sport, dport, count):
+    """UDP frames from host `src` to `dst`, written by an AF_PACKET socket inside `src`."""
+    frame = raw(Ether(src=src.mac, dst=src.iface(dst).peer.mac)
+                / IP(src=src.ip, dst=src.address_of(dst)) / UDP(sport=sport, dport=dport) / (b"x" * 18))
+    with netns.enter(src.ns):
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+            s.bind((src.ifname, 0))
+            for _ in range(count):
+                s.send(frame)
+    return len(frame)
+
+
+def test_counts_per_action_summed_over_cpus(pair):
+    prog = pair.load(COUNT_IPV4)
+    prog.attach(pair.server)
+    m = prog.maps["counters"]
+    assert (m.kind, m.max_entries, m.percpu) == ("percpu_array", 5, True)
+    assert m.kinds == {"key": "action", "value": {"packets": "int", "bytes": "int"}}
+    # pings sent from CPU 0, then from CPU 1: a veth delivers each frame on the sender's CPU
+    for cpu, n in ((0, 3), (1, 4)):
+        out = pair.client.run(["taskset", "-c", str(cpu), "ping", "-4", "-n", "-c", str(n),
+                               "-i", "0.05", "-W", "1", pair.server.ip])
+        assert f"{n} received" in out.stdout
+    snap = m.snapshot()
+    assert list(snap) == ["XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT"]
+    assert snap["XDP_PASS"] == (7, 7 * ECHO_FRAME)
+    assert snap["XDP_PASS"].packets == 7 and snap["XDP_PASS"].bytes == 7 * ECHO_FRAME
+    assert all(v == (0, 0) for k, v in snap.items() if k != "XDP_PASS")
+    per_cpu = m.snapshot(per_cpu=True)["XDP_PASS"]
+    assert len(per_cpu) == m.ncpus and [c.packets for c in per_cpu[:2]] == [3, 4]   # CPU by CPU
+    assert m.snapshot(batch=False) == snap and m.read_method == "per-key"
+    assert m.snapshot() == snap and m.read_method == "batch"
+    assert len(m) == 5 and m.fd > 0 and m.id > 0
+    assert "XDP_PASS" in repr(m) and "<td>XDP_PASS</td>" in m._repr_html_()
+    m.clear()
+    assert m.snapshot() == {k: (0, 0) for k in snap}
+
+
+def test_drop_counts_under_its_own_action(pair):
+    prog = pair.load(COUNT_IPV4, cflags=["-DVERDICT=XDP_DROP"])
+    prog.attach(pair.server, mode="generic")
+    assert pair.client.ping(pair.server, count=3, interval=0.05, timeout=0.3).received == 0
+    assert prog.maps["counters"].snapshot(skip_zero=True) == {"XDP_DROP": (3, 3 * ECHO_FRAME)}
+
+
+def test_addresses_ports_and_protocols_are_typed(pair):
+    prog = pair.load(BY_SOURCE)
+    prog.attach(pair.server)
+    assert pair.client.ping(pair.server, count=4, interval=0.05).received == 4
+    size = send_udp(pair.client, pair.server, 5353, 53, count=3)
+    assert pair.client.ping(pair.server, count=2, interval=0.05, ipv6=True).received == 2
+
+    src = prog.maps["src_count"]
+    assert src.kinds == {"key": "ipv4", "value": "int"}
+    assert src.snapshot() == {IPv4Address("10.11.0.1"): 7}
+    # what the kernel holds: the address bytes in packet order, so a u32 read on this CPU differs
+    assert src.declare(key="int").snapshot() == {int.from_bytes(bytes([10, 11, 0, 1]), "little"): 7}
+    assert src.declare(key="ipv4").snapshot() == {IPv4Address("10.11.0.1"): 7}
+
+    flows = prog.maps["flows"]
+    assert flows.kinds["key"] == {"saddr": "ipv4", "daddr": "ipv4", "sport": "port",
+                                  "dport": "port", "proto": "proto"}
+    snap = flows.snapshot()
+    client, server = IPv4Address(pair.client.ip), IPv4Address(pair.server.ip)
+    assert snap == {(client, server, 5353, 53, "UDP"): (3, 3 * size),
+                    (client, server, 0, 0, "ICMP"): (4, 4 * ECHO_FRAME)}
+    key = next(k for k in snap if k.proto == "UDP")
+    assert (key.saddr, key.dport, snap[key].packets) == (client, 53, 3)
+    assert type(key).__name__ == "flow" and key._fields == ("saddr", "daddr", "sport", "dport", "proto")
+    # a program that stored bpf_ntohs(udph->dest) would declare the port a plain int
+    assert (53 << 8) in {k.dport for k in flows.declare(key={"dport": "int"}).snapshot()}
+
+    assert prog.maps["v6_echo"].snapshot() == {IPv6Address(pair.client.ip6): 2}
+    html = flows._repr_html_()
+    assert "<th>saddr</th>" in html and "<td>10.11.0.1</td>" in html and "<td>UDP</td>" in html
+
+
+def test_declare_errors_say_what_fits(pair):
+    prog = pair.load(BY_SOURCE)
+    flows = prog.maps["flows"]
+    with pytest.raises(LabError, match="no field 'port'") as e:
+        flows.declare(key={"port": "int"})
+    assert "saddr, daddr, sport, dport, proto" in e.value.hint
+    with pytest.raises(LabError, match="cannot hold kind 'ipv6'"):
+        flows.declare(key={"saddr": "ipv6"})
+    with pytest.raises(LabError, match="unknown kind 'address'"):
+        prog.maps["src_count"].declare(key="address")
+    assert flows.kinds["key"]["saddr"] == "ipv4"          # a failed declare changes nothing
+    with pytest.raises(LabError, match="no map 'nope'") as e:
+        prog.maps["nope"]
+    assert "flows" in e.value.hint
+    prog.close()
+    with pytest.raises(LabError, match="closed"):
+        flows.snapshot()
+
+
+def test_big_hash_batch_and_per_key_reads_agree(pair):
+    prog = pair.load(BIG)
+    big = prog.maps["big"]
+    fill(prog.bpf["big"], [(k, k * 3 + 1) for k in range(65536)])
+    batch = big.snapshot()
+    assert big.read_method == "batch"
+    per_key = big.snapshot(batch=False)
+    assert big.read_method == "per-key"
+    assert batch == per_key and len(batch) == 65536 == len(big)
+    assert batch == {k: k * 3 + 1 for k in range(65536)}
+
+    pc = prog.maps["big_percpu"]
+    ncpu = pc.ncpus
+    leaf = prog.bpf["big_percpu"].Leaf
+    fill(prog.bpf["big_percpu"], [(k, leaf(*[k + c for c in range(ncpu)])) for k in range(4096)])
+    summed = pc.snapshot()
+    assert summed == pc.snapshot(batch=False) == {k: ncpu * k + sum(range(ncpu)) for k in range(4096)}
+    assert pc.snapshot(per_cpu=True)[10] == tuple(10 + c for c in range(ncpu))
+
+    big.clear()
+    assert big.snapshot() == {} and len(big) == 0
+
+
+def test_percpu_struct_of_any_size(pair):
+    prog = pair.load(BIG)
+    m = prog.maps["three_pc"]
+    slot = (ctypes.c_uint32 * 4) * m.ncpus             # the kernel's layout: 16 bytes per CPU
+    values = slot(*[(c + 1, 10 * (c + 1), 100, 0) for c in range(m.ncpus)])
+    assert maps.libbpf().bpf_map_update_elem(m.fd, ctypes.byref(ctypes.c_uint32(3)), values, 0) == 0
+    n = m.ncpus
+    assert m.snapshot()[3] == (n * (n + 1) // 2, 10 * n * (n + 1) // 2, 100 * n)
+    assert m.snapshot(per_cpu=True)[3][1] == (2, 20, 100)
+    assert m.snapshot(skip_zero=True, batch=False) == {3: m.snapshot()[3]}
+
+
+def test_lpm_trie_falls_back_to_per_key(pair):
+    prog = pair.load(BIG)
+    trie = prog.bpf["routes"]
+    addr = int.from_bytes(bytes([10, 11, 0, 0]), "little")
+    trie[trie.Key(16, addr)] = ctypes.c_uint32(7)
+    routes = prog.maps["routes"]
+    assert routes.kinds["key"] == {"prefixlen": "int", "addr": "ipv4"}
+    assert routes.snapshot() == {(16, IPv4Address("10.11.0.0")): 7}
+    assert routes.read_method == "per-key"
+    with pytest.raises(LabError, match="cannot batch-read"):
+        routes.snapshot(batch=True)
+
+
+def test_rates_between_snapshots(pair):
+    prog = pair.load(COUNT_IPV4)
+    prog.attach(pair.server)
+    m = prog.maps["counters"]
+    prev = m.snapshot()
+    pair.client.ping(pair.server, count=4, interval=0.05)
+    cur = m.snapshot()
+    r = maps.rates(prev, cur, 2.0)
+    assert r["XDP_PASS"] == (2.0, 4 * ECHO_FRAME / 2.0) and r["XDP_DROP"] == (0.0, 0.0)
+
+    before_first = time.monotonic()
+    assert all(v == (0.0, 0.0) for v in m.rates(interval=0.1).values())
+    after_first = time.monotonic()
+    pair.client.ping(pair.server, count=5, interval=0.05)
+    before_second = time.monotonic()
+    rate = m.rates()["XDP_PASS"]
+    after_second = time.monotonic()
+    # the window rates() measured lies between these bounds; 5 packets arrived within it
+    assert 5 / (after_second - before_first) <= rate.packets <= 5 / (before_second - after_first)
+    assert rate.bytes == pytest.approx(rate.packets * ECHO_FRAME)
+    m.clear()                               # a counter that goes down was reset, not negative
+    assert all(v.packets >= 0 for v in m.rates().values())
+
+
+def test_pin_is_readable_by_bpftool_and_removed_with_the_lab():
+    with xdplab.Lab.pair() as lab:
+        prog = lab.load(COUNT_IPV4)
+        prog.attach(lab.server)
+        lab.client.ping(lab.server, count=3, interval=0.05)
+        m = prog.maps["counters"]
+        path = m.pin()
+        assert path == f"/sys/fs/bpf/xdplab/{lab.id}/counters" and m.pin() == path
+        dump = json.loads(subprocess.run(["bpftool", "-j", "map", "dump", "pinned", path],
+                                         capture_output=True, text=True, check=True).stdout)
+        # bpftool shows the per-CPU copies with the field names from the program's BTF
+        packets = {e["formatted"]["key"]: sum(c["value"]["packets"] for c in e["formatted"]["values"])
+                   for e in dump}
+        assert packets == {0: 0, 1: 0, 2: 3, 3: 0, 4: 0}
+        assert m.snapshot()["XDP_PASS"].packets == 3
+        show = json.loads(subprocess.run(["bpftool", "-j", "map", "show", "pinned", path],
+                                         capture_output=True, text=True, check=True).stdout)
+        assert show["id"] == m.id and show["type"] == m.kind
+        with pytest.raises(LabError, match="outside"):
+            m.pin("/sys/fs/bpf/elsewhere")
+        other = lab.load(COUNT_IPV4, cflags=["-DVERDICT=XDP_DROP"]).maps["counters"]
+        with pytest.raises(LabError, match="already pins another map"):
+            other.pin()
+        assert other.pin("drop_counters").endswith(f"{lab.id}/drop_counters")
+    assert not os.path.exists(f"/sys/fs/bpf/xdplab/{lab.id}")
