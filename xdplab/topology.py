@@ -268,6 +268,7 @@ class Lab:
         self.links = []
         self.programs = []
         self._pass_fd = None
+        self._on_close = []
         self.closed = False
         self._created = time.monotonic()
         self._state_path = reaper.STATE_DIR / f"{self.id}.json"
@@ -478,6 +479,10 @@ class Lab:
         self.programs.append(prog)
         return prog
 
+    def on_close(self, callback):
+        """Call `callback()` first thing when the lab closes (widgets stop their refresh here)."""
+        self._on_close.append(callback)
+
     def pass_program(self):
         """fd of a two-instruction `return XDP_PASS;` program, which the lab attaches (natively)
         where a veth peer needs an XDP program of its own (see program.veth_rule)."""
@@ -505,6 +510,11 @@ class Lab:
         if self.closed:
             return
         self.closed = True
+        for callback in reversed(self._on_close):
+            try:
+                callback()
+            except Exception:
+                pass
         for prog in self.programs:
             try:
                 prog.close()
