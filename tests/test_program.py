@@ -145,3 +145,33 @@ def test_veth_rule_gives_the_peer_a_native_program_for_xdp_tx(pair):
     assert after["rx_packets"] - before["rx_packets"] >= 3     # the bounced requests arrive
     again = tx.attach(pair.server)
     assert not again.notes          # already fixed: nothing to do
+
+
+def test_not_root_is_explained(monkeypatch):
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    with pytest.raises(xdplab.PrivilegeError, match="needs root") as err:
+        xdplab.Lab()
+    assert "sudo make lab" in err.value.hint
+
+
+def test_missing_bcc_is_explained(pair, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_bcc(name, *args, **kw):
+        if name == "bcc" or name.startswith("bcc."):
+            raise ImportError("No module named 'bcc'")
+        return real_import(name, *args, **kw)
+    monkeypatch.setattr(builtins, "__import__", no_bcc)
+    with pytest.raises(xdplab.SetupError, match="bcc") as err:
+        pair.load(PASS)
+    assert "python3-bpfcc" in err.value.hint
+
+
+def test_missing_header_tree_is_explained(pair, monkeypatch, tmp_path):
+    monkeypatch.setenv("BCC_KERNEL_SOURCE", str(tmp_path / "nowhere"))
+    monkeypatch.delenv("XDPLAB_SET_BCC_SOURCE", raising=False)
+    with pytest.raises(xdplab.SetupError, match="not a kernel header tree") as err:
+        pair.load(PASS)
+    assert "kernel-headers.sh" in err.value.hint
+    assert not pair.programs
