@@ -20,10 +20,11 @@ ACTIONS = ["XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX"]
 # Counts UDP packets to PORT (IPv4 or IPv6) under the action it returns for them (-DVERDICT);
 # everything else passes uncounted, so stray IPv6 multicast cannot spoil an exact count.
 COUNT_PORT = r"""
-#include <linux/if_ether.h>
-#include <linux/ip.h>
-#include <linux/ipv6.h>
-#include <linux/udp.h>
+#include <uapi/linux/if_ether.h>
+#include <uapi/linux/in.h>
+#include <uapi/linux/ip.h>
+#include <uapi/linux/ipv6.h>
+#include <uapi/linux/udp.h>
 BPF_ARRAY(counters, u64, 5);
 int xdp_count_port(struct xdp_md *ctx) {
     void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
@@ -303,3 +304,29 @@ def test_sending_from_a_closed_lab():
     with pytest.raises(LabError, match="closed") as err:
         client.send(udp(server_ip))
     assert "Lab()" in err.value.hint
+
+
+def test_stream_keeps_sending_until_stopped_and_every_packet_is_counted(pair):
+    prog = counter(pair)
+    prog.attach(pair.server)
+    arrivals = Arrivals(prog)
+    stream = pair.client.stream(udp(pair.server.ip), seconds=None, burst=20_000)
+    deadline = time.monotonic() + 30
+    while stream.sent < 100_000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stream.running
+    stream.stop()
+    assert not stream.running and stream.error is None
+    assert arrivals.settle(stream.sent) == stream.sent
+    detach_all(pair)
+
+
+def test_stream_paced_and_stopped_by_lab_close():
+    lab = xdplab.Lab.pair()
+    stream = lab.client.stream(udp(lab.server.ip), seconds=None, rate=200)
+    time.sleep(0.5)
+    lab.close()
+    assert not stream.running and stream.error is None
+    assert stream.sent >= 1 and stream.reports[0].method == "af_packet"
+    with pytest.raises(LabError, match="closed"):
+        lab.client.stream(udp(lab.server.ip))

@@ -238,6 +238,13 @@ class Host:
         from . import traffic
         return traffic.send(self, packets, count=count, iface=iface, method=method)
 
+    def stream(self, packets, seconds=10.0, rate=None, **kw):
+        """Keep sending `packets` in the background for `seconds` (None: until .stop()), at `rate`
+        packets per second or as fast as possible; returns a running xdplab.traffic.Stream."""
+        from . import traffic
+        self.lab._check_open()
+        return traffic.Stream(self, packets, seconds=seconds, rate=rate, **kw)
+
     def sysctl(self, key, value):
         with netns.enter(self.ns):
             Path("/proc/sys", *key.split(".")).write_text(str(value))
@@ -491,6 +498,10 @@ class Lab:
             self._pass_fd = kernel.load_xdp_bytecode(
                 kernel.xdp_return(kernel.XDP_ACTIONS.index("XDP_PASS")), "xdplab_pass")
         return self._pass_fd
+
+    def diagram(self, **kw):
+        from .diagram import diagram
+        return diagram(self, **kw)
 
     # -- ready-made topologies ---------------------------------------------------------------------
     @classmethod

@@ -328,3 +328,70 @@ def _send_one(s, ifc, data):
                 raise LabError(f"{ifc} is down", f"bring it up: host.run('ip link set "
                                f"{ifc.name} up')") from None
             raise LabError(f"sending on {ifc} failed: {e.strerror}") from None
+
+
+# --- traffic that keeps flowing ----------------------------------------------------------------
+
+class Stream:
+    """Packets sent in the background for `seconds` (or until stop()), so a lesson can watch
+    counters move while it runs other cells. `rate` (packets per second) paces the sending in
+    ticks of 1/10 s; without it each tick sends a burst of `burst` copies as fast as possible.
+    Stops by itself when the lab closes. `.sent` counts what has been sent so far."""
+
+    TICK = 0.1
+
+    def __init__(self, host, packets, seconds=10.0, rate=None, burst=50_000, method="auto"):
+        if rate is not None and rate <= 0:
+            raise LabError(f"rate must be a positive number of packets per second, not {rate!r}")
+        self.host, self.packets, self.seconds = host, packets, seconds
+        self.rate, self.burst, self.method = rate, burst, method
+        self.sent = 0
+        self.error = None
+        self.reports = []
+        self._stop = threading.Event()
+        send(host, packets, count=1, method="af_packet")     # fail here, not in the thread
+        self.sent = 1
+        self._thread = threading.Thread(target=self._run, name=f"xdplab-stream-{host.name}",
+                                        daemon=True)
+        host.lab.on_close(self.stop)
+        self._thread.start()
+
+    def _run(self):
+        start = time.monotonic()
+        while not self._stop.is_set() and (self.seconds is None or
+                                           time.monotonic() - start < self.seconds):
+            tick = time.monotonic()
+            count = max(1, int(self.rate * self.TICK)) if self.rate else self.burst
+            try:
+                report = send(self.host, self.packets, count=count, method=self.method)
+            except LabError as e:
+                if not self.host.lab.closed:
+                    self.error = e
+                return
+            self.sent += report.sent
+            if not self.reports or report.method != self.reports[-1].method:
+                self.reports.append(report)
+            if self.rate:
+                self._stop.wait(max(0.0, self.TICK - (time.monotonic() - tick)))
+
+    @property
+    def running(self):
+        return self._thread.is_alive()
+
+    def stop(self):
+        """Stop sending and wait for the sender to finish its current burst."""
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=10)
+        return self
+
+    def wait(self):
+        """Block until the stream has run its `seconds`."""
+        self._thread.join()
+        return self
+
+    def __repr__(self):
+        state = "running" if self.running else "finished"
+        how = f" by {self.reports[-1].method}" if self.reports else ""
+        err = f", stopped by error: {self.error.message}" if self.error else ""
+        return f"<Stream from {self.host.name}: {self.sent:,} packets sent{how}, {state}{err}>"
