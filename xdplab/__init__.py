@@ -2,8 +2,9 @@
 from .errors import CompileError, LabError, PrivilegeError, SetupError, VerifierError
 from .topology import Host, Interface, Lab, Link, PingResult, reap
 from .doctor import doctor
+from .tracepoints import Tracepoints
 
-__all__ = ["Lab", "doctor", "Host", "Interface", "Link", "PingResult", "reap",
+__all__ = ["Lab", "doctor", "Tracepoints", "Host", "Interface", "Link", "PingResult", "reap",
            "LabError", "CompileError", "VerifierError", "PrivilegeError", "SetupError"]
 
 

@@ -1,0 +1,111 @@
+"""The kernel's own XDP tracepoints, counted: what went wrong, in which program, on which interface.
+
+The XDP core reports trouble through tracepoints, whatever the program: `xdp:xdp_exception` fires
+when a program returns XDP_ABORTED (or an action the driver cannot do, e.g. XDP_TX that fails),
+`xdp:xdp_redirect_err` when a redirect fails (no such interface, target without XDP support, an
+empty devmap slot). A tracing program attached to them counts each event by program id, action and
+error. Tracepoints are machine-wide: counts are shown for this lab's programs (by program id).
+
+    trace = xdplab.Tracepoints(lab)
+    ... traffic ...
+    trace.counts()     # {("xdp_abort", "server:eth0", "exception", "XDP_ABORTED", 0): 3}
+"""
+import collections
+
+from . import headers
+from .errors import LabError
+
+ACTIONS = ("XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT")
+
+SOURCE = r"""
+struct event_key {
+    u32 prog_id;
+    u32 act;
+    s32 ifindex;
+    s32 err;        /* redirect errors: -errno, e.g. -ENODEV (-19), -EOPNOTSUPP (-95) */
+    u32 kind;       /* 0: xdp_exception, 1: xdp_redirect_err */
+};
+BPF_HASH(xdp_events, struct event_key, u64, 4096);
+
+TRACEPOINT_PROBE(xdp, xdp_exception) {
+    struct event_key key = {.prog_id = args->prog_id, .act = args->act,
+                            .ifindex = args->ifindex, .err = 0, .kind = 0};
+    xdp_events.increment(key);
+    return 0;
+}
+
+TRACEPOINT_PROBE(xdp, xdp_redirect_err) {
+    struct event_key key = {.prog_id = args->prog_id, .act = args->act,
+                            .ifindex = args->ifindex, .err = args->err, .kind = 1};
+    xdp_events.increment(key);
+    return 0;
+}
+"""
+
+Event = collections.namedtuple("Event", "program iface kind action err")
+KINDS = ("exception", "redirect_err")
+
+
+class Tracepoints:
+    """Counts xdp:xdp_exception and xdp:xdp_redirect_err for the programs of `lab`."""
+
+    def __init__(self, lab):
+        lab._check_open()
+        headers.ensure()
+        from bcc import BPF
+        from . import diagnostics
+        self.lab = lab
+        with diagnostics.capture_stderr() as err:
+            try:
+                self.bpf = BPF(text=SOURCE.encode())
+            except Exception:
+                self.bpf = None
+        if self.bpf is None:
+            raise LabError("could not attach to the xdp tracepoints: " + err.text.strip()[-300:],
+                           "check that tracefs is mounted (xdplab doctor)")
+        self._table = self.bpf["xdp_events"]
+        lab.on_close(self.close)
+
+    def _where(self):
+        """prog id → (program name, interface) for every attachment in the lab."""
+        out = {}
+        for prog in self.lab.programs:
+            for att in prog.attachments:
+                out[att.prog_id] = (f"{prog.name}:{att.fn}" if len(prog.functions) > 1 else att.fn,
+                                    str(att.iface))
+        return out
+
+    def counts(self, everything=False):
+        """{Event(program, iface, kind, action, err): count} for this lab's programs (all
+        programs on the machine with everything=True, the unknown ones named by id)."""
+        if self.bpf is None:
+            raise LabError("the tracepoint counters are closed")
+        where = self._where()
+        out = {}
+        for k, v in self._table.items():
+            known = where.get(k.prog_id)
+            if known is None and not everything:
+                continue
+            name, iface = known or (f"prog id {k.prog_id}", f"ifindex {k.ifindex}")
+            action = ACTIONS[k.act] if k.act < len(ACTIONS) else str(k.act)
+            event = Event(name, iface, KINDS[k.kind], action, k.err)
+            out[event] = out.get(event, 0) + v.value
+        return out
+
+    def total(self, kind="exception", action=None):
+        """How many events of `kind` (and `action`) this lab's programs caused."""
+        return sum(n for e, n in self.counts().items()
+                   if e.kind == kind and (action is None or e.action == action))
+
+    def clear(self):
+        self._table.clear()
+
+    def close(self):
+        if self.bpf is not None:
+            self.bpf.cleanup()
+            self.bpf = None
+
+    def __repr__(self):
+        rows = "".join(f"\n  {e.program} on {e.iface}: {e.kind} {e.action}"
+                       f"{f' err {e.err}' if e.err else ''} × {n}" for e, n in self.counts().items())
+        return f"<Tracepoints: {'no events' if not rows else ''}{rows}>"
