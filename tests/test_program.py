@@ -11,9 +11,8 @@ PASS = "int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }"
 
 def stats(host):
     """The kernel's counters of a host's first interface (rx_packets, rx_dropped, ...)."""
-    from pyroute2 import IPRoute
     from xdplab import netns
-    with netns.enter(host.ns), IPRoute() as ipr:
+    with netns.netlink(host.ns) as ipr:
         return ipr.get_links(host.iface().ifindex)[0].get_attr("IFLA_STATS64")
 
 

@@ -4,6 +4,8 @@ setns(2) changes the namespace of the calling *thread* only, so code that needs 
 resolve interface names inside a host (attaching XDP, BPF_PROG_TEST_RUN with an ifindex, AF_PACKET
 sockets) wraps itself in `with enter(host.ns):` and is back in its own namespace afterwards.
 """
+import asyncio
+import concurrent.futures
 import contextlib
 import ctypes
 import os
@@ -44,3 +46,64 @@ def exists(ns):
 def exec_argv(ns, argv):
     """argv that runs `argv` inside namespace `ns`."""
     return ["ip", "netns", "exec", ns, *argv]
+
+
+def _loop_running():
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        return False
+
+
+class _Forwarded:
+    """Calls on this object run on the worker thread that owns the real netlink socket."""
+
+    def __init__(self, pool, obj):
+        self._pool, self._obj = pool, obj
+
+    def __getattr__(self, name):
+        attr = getattr(self._obj, name)
+        if not callable(attr):
+            return attr
+        return lambda *a, **kw: self._pool.submit(attr, *a, **kw).result()
+
+
+@contextlib.contextmanager
+def netlink(ns, factory=None):
+    """A pyroute2 netlink object (IPRoute, or `factory()`, e.g. Ethtool) working inside namespace
+    `ns`:  with netlink(host.ns) as ipr: ipr.link(...)
+
+    pyroute2 0.9 drives its sockets with an asyncio loop of its own, which cannot start in a thread
+    that already runs one — the main thread of every Jupyter kernel. There the socket is made and
+    used on a worker thread, and calls are forwarded to it."""
+    if factory is None:
+        from pyroute2 import IPRoute as factory
+    if not _loop_running():
+        with enter(ns), factory() as obj:
+            yield obj
+        return
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xdplab-netlink") as pool:
+        inside = enter(ns)
+
+        def open_():
+            inside.__enter__()
+            return factory()
+        obj = pool.submit(open_).result()
+        try:
+            yield _Forwarded(pool, obj)
+        finally:
+            def close():
+                try:
+                    obj.close()
+                finally:
+                    inside.__exit__(None, None, None)
+            pool.submit(close).result()
+
+
+def off_loop(fn, *args, **kw):
+    """fn(*args, **kw), on a worker thread when this thread runs an asyncio loop (see netlink)."""
+    if not _loop_running():
+        return fn(*args, **kw)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xdplab-netlink") as pool:
+        return pool.submit(fn, *args, **kw).result()

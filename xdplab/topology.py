@@ -26,7 +26,6 @@ import weakref
 from collections import deque
 from pathlib import Path
 
-from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 
 from . import netns, reaper
@@ -82,7 +81,7 @@ class Interface:
 
     def xdp(self):
         """What XDP program is attached here: XdpState(mode, prog_id), mode None when none."""
-        with netns.enter(self.host.ns), IPRoute() as ipr:
+        with netns.netlink(self.host.ns) as ipr:
             msg = ipr.get_links(self.ifindex)[0]
         xdp = msg.get_attr("IFLA_XDP")
         if not xdp:
@@ -97,7 +96,7 @@ class Interface:
     def gro(self, enable=None):
         """Whether GRO is on here; with `enable`, switch it on or off first."""
         from pyroute2.ethtool.ethtool import Ethtool
-        with netns.enter(self.host.ns), Ethtool() as et:
+        with netns.netlink(self.host.ns, Ethtool) as et:
             features = et.get_features(self.name)
             if enable is not None and features.features["rx-gro"].enable != enable:
                 features.features["rx-gro"].enable = enable
@@ -336,8 +335,8 @@ class Lab:
         h = Host(self, name)
         self.hosts[name] = h
         self._write_state()          # record it before it exists, so a crash cannot leak it
-        pr_netns.create(h.ns)
-        with netns.enter(h.ns), IPRoute() as ipr:
+        netns.off_loop(pr_netns.create, h.ns)
+        with netns.netlink(h.ns) as ipr:
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
             # A quiet IPv6: no duplicate address detection, no router solicitations, and the
             # multicast listener reports an interface sends when it gets an address (which a
@@ -368,7 +367,7 @@ class Lab:
         ia.peer, ib.peer = ib, ia
         link = Link(k, ia, ib, rate=str(rate) if rate else None)
         ia.link = ib.link = link
-        with netns.enter(a.ns), IPRoute() as ipr:
+        with netns.netlink(a.ns) as ipr:
             ipr.link("add", ifname=ia.name, kind="veth", peer={"ifname": ib.name, "net_ns_fd": b.ns})
         a.interfaces.append(ia)
         b.interfaces.append(ib)
@@ -383,7 +382,7 @@ class Lab:
 
     @staticmethod
     def _tx_packets(i):
-        with netns.enter(i.host.ns), IPRoute() as ipr:
+        with netns.netlink(i.host.ns) as ipr:
             return ipr.get_links(i.ifindex)[0].get_attr("IFLA_STATS64")["tx_packets"]
 
     def _settle(self, link, quiet=0.05, limit=1.0):
@@ -400,7 +399,7 @@ class Lab:
             time.sleep(0.01)
 
     def _configure(self, i):
-        with netns.enter(i.host.ns), IPRoute() as ipr:
+        with netns.netlink(i.host.ns) as ipr:
             idx = ipr.link_lookup(ifname=i.name)[0]
             i.ifindex = idx
             ipr.link("set", index=idx, address=i.mac, state="up")
@@ -449,7 +448,7 @@ class Lab:
                 if out is not None:
                     routes.append((link, out))
             if routes:
-                with netns.enter(h.ns), IPRoute() as ipr:
+                with netns.netlink(h.ns) as ipr:
                     for link, out in routes:
                         ipr.route("replace", dst=str(link.subnet), gateway=out.peer.ip, oif=out.ifindex)
                         ipr.route("replace", dst=str(link.subnet6), gateway=out.peer.ip6,

@@ -107,10 +107,9 @@ def send(host, packets, count=1, iface=None, method="auto"):
 
 def _prepare(host, items, iface):
     """[(Interface, frame bytes)], and {Interface: qdisc kind} of those with a root qdisc."""
-    from pyroute2 import IPRoute
     chosen = _named_iface(host, iface) if iface is not None else None
     frames, mtus, shaped = [], {}, {}
-    with netns.enter(host.ns), IPRoute() as ipr:
+    with netns.netlink(host.ns) as ipr:
         for item in items:
             ifc = chosen or _route(host, ipr, item)
             data = item if isinstance(item, (bytes, bytearray)) else _complete(item, ifc)

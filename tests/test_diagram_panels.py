@@ -1,0 +1,194 @@
+"""The lab diagram (SVG) and the two panels, on real labs: programs attached in both modes and read
+back from the kernel, packets sent and counted, packets run through real programs."""
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import xdplab
+from xdplab import LabError
+from xdplab.panels import TrafficPanel, VerdictExplorer
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def parse(diagram):
+    """The SVG parsed (proves it is well-formed XML) and all of its text, one string per element."""
+    root = ET.fromstring(diagram.svg)
+    assert root.tag == f"{SVG}svg"
+    texts = ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
+    return root, texts
+
+
+def host_x(root, name):
+    """x of the host box whose title text is `name`."""
+    return next(float(t.get("x")) for t in root.iter(f"{SVG}text")
+                if t.get("class") == "h" and t.text == name)
+
+
+def test_diagram_of_a_pair_names_every_address(pair, tmp_path):
+    d = pair.diagram()
+    root, texts = parse(d)
+    c, s = pair.client, pair.server
+    for h in (c, s):
+        assert h.name in texts and h.ns in texts
+        i = h.iface()
+        assert f"{i.name}{i.ip}/24" in texts          # name and IPv4 on one line
+        assert f"{i.ip6}/64" in texts and i.mac in texts
+    assert "10.11.0.0/24" in texts
+    assert not any("tbf" in t or "·" in t for t in texts)     # no shaping, no program
+    assert host_x(root, "client") < host_x(root, "server")
+    assert d._repr_svg_() == d.svg and d.svg in d._repr_html_()
+    assert d.save(tmp_path / "lab.svg").read_text() == d.svg
+    with pytest.raises(LabError, match="SVG"):
+        d.save(tmp_path / "lab.png")
+
+
+def test_diagram_of_three_hosts_shows_rate_programs_and_modes():
+    with xdplab.Lab() as lab:
+        c, r, s = lab.host("client"), lab.host("router"), lab.host("server")
+        lab.link(c, r)
+        lab.link(r, s, rate="10mbit")
+        count = lab.load("xdp_count.c")
+        count.attach(s, mode="native")
+        flt = lab.load("xdp_filter.c")
+        flt.attach(r.iface("eth1"), mode="generic")
+        tx = lab.load("xdp_macswap_tx.c")
+        tx.attach(r.iface("eth0"))           # the veth rule: the lab puts xdplab_pass on client:eth0
+
+        d = lab.diagram()
+        root, texts = parse(d)
+        assert "10mbit tbf" in texts and "10.11.1.0/24" in texts
+        assert "xdp_count · native" in texts
+        assert "xdp_filter · generic" in texts
+        assert "xdp_macswap_tx · native" in texts
+        assert "xdplab_pass · native" in texts
+        # the badges come from the kernel's state of each interface
+        assert d.badges[s.iface()].prog_id == s.iface().xdp().prog_id == count.attachments[0].prog_id
+        assert d.badges[r.iface("eth1")].mode == "generic"
+        assert not d.badges[c.iface()].lab_program
+        for h in (c, r, s):
+            for i in h.interfaces:
+                assert i.ip + "/24" in "".join(texts) and i.mac in texts
+        # client — router — server, left to right, and the two links are straight lines
+        assert host_x(root, "client") < host_x(root, "router") < host_x(root, "server")
+        links = [p.get("d") for p in root.iter(f"{SVG}path") if p.get("class") == "link"]
+        assert len(links) == 2 and all(" H" in p and "C" not in p for p in links)
+
+        count.detach()
+        flt.attach(s, mode="generic")        # replaces nothing on s (count is gone): generic there
+        _, texts = parse(lab.diagram())
+        assert "xdp_count · native" not in texts and texts.count("xdp_filter · generic") == 2
+
+
+def test_diagram_lays_out_other_graphs():
+    """A star and a host without links: every host drawn once, left to right by distance."""
+    with xdplab.Lab() as lab:
+        r = lab.host("router")
+        for name in ("client", "server", "attacker"):
+            lab.link(lab.host(name), r)
+        lab.host("lonely")
+        root, texts = parse(lab.diagram(badges=False))
+        for name in lab.hosts:
+            assert texts.count(name) == 1
+        assert host_x(root, "client") < host_x(root, "router") < host_x(root, "server")
+        assert host_x(root, "server") == host_x(root, "attacker")
+        assert len([p for p in root.iter(f"{SVG}path") if p.get("class") == "link"]) == 3
+
+
+def test_diagram_of_a_closed_lab_says_so():
+    lab = xdplab.Lab.pair()
+    lab.close()
+    with pytest.raises(LabError, match="closed"):
+        lab.diagram()
+
+
+def test_traffic_panel_counts_exactly_what_was_sent(pair):
+    prog = pair.load("xdp_count.c")
+    prog.attach(pair.server)
+    panel = TrafficPanel(pair, program=prog)
+    assert (panel.source.value, panel.destination.value) == ("client", "server")
+    assert panel.protocol.value == "UDP"
+    panel.port.value, panel.count.value = 53, 50
+    report, counted = panel.send()
+    assert report.sent == 50
+    # exactly the 50 frames, 42 bytes each (Ethernet 14 + IPv4 20 + UDP 8), all passed
+    assert counted == {"counters": {"XDP_PASS": (50, 50 * 42)}}
+    assert "sent 50 packets" in panel.output.value and "XDP_PASS" in panel.output.value
+
+    # the button: TCP SYNs to port 80, sent from a background thread
+    panel.protocol.value, panel.port.value, panel.count.value = "TCP", 80, 20
+    panel.button.click()
+    panel.wait()
+    assert not panel.button.disabled and panel.button.description == "Send"
+    assert panel.last.report.sent == 20
+    assert panel.last.counted == {"counters": {"XDP_PASS": (20, 20 * 54)}}
+
+    panel.protocol.value, panel.count.value = "ICMPv6", 5
+    assert panel.port.disabled
+    assert panel.send().counted["counters"]["XDP_PASS"].packets == 5
+
+
+def test_traffic_panel_shows_errors_and_closes_with_the_lab():
+    lab = xdplab.Lab.pair()
+    try:
+        panel = TrafficPanel(lab)
+        panel.destination.value = "client"
+        with pytest.raises(LabError, match="would not leave"):
+            panel.send()
+        panel.button.click()
+        panel.wait()
+        assert "⚠" in panel.output.value and "would not leave" in panel.output.value
+        assert not panel.button.disabled
+        panel.destination.value = "server"
+        sent = panel.send()
+        assert sent.report.sent == 50 and sent.counted == {}
+    finally:
+        lab.close()
+    assert panel.closed and panel.button.comm is None
+
+
+def test_verdict_explorer_runs_presets_and_edits_through_xdp_filter(pair):
+    ex = VerdictExplorer(pair.load("xdp_filter.c"))
+    assert ex.preset.value == "UDP 53" and ex.run().verdict == "XDP_DROP"
+    assert "XDP_DROP" in ex.output.value
+    expected = {"TCP SYN 80": "XDP_PASS", "ICMP echo": "XDP_DROP", "ICMPv6 echo": "XDP_DROP",
+                "VLAN-tagged UDP": "XDP_DROP", "truncated": "XDP_PASS", "UDP 53": "XDP_DROP"}
+    for preset, verdict in expected.items():
+        ex.preset.value = preset
+        res = ex.run()
+        assert res.verdict == verdict, preset
+    ex.preset.value = "ICMPv6 echo"
+    assert ":" in ex.src.value and ex.run().input.haslayer("IPv6")
+    ex.preset.value = "VLAN-tagged UDP"
+    assert ex.run().input.haslayer("Dot1Q") and ex.vlan.value == 100
+    ex.preset.value = "truncated"
+    assert len(ex.run().input_bytes) == 30
+
+    # edits are honoured and turn the preset into "custom"
+    ex.preset.value = "UDP 53"
+    ex.dport.value = 5353
+    assert ex.preset.value == "custom" and ex.run().verdict == "XDP_PASS"
+    ex.protocol.value, ex.dport.value = "TCP", 53
+    res = ex.run()
+    assert res.verdict == "XDP_DROP" and res.input["TCP"].dport == 53
+    ex.protocol.value = "ICMPv6"                   # switches to IPv6 addresses
+    assert ex.run().verdict == "XDP_DROP" and ex.dst.value == pair.server.ip6
+
+    ex.dst.value = "not-an-address"
+    with pytest.raises(LabError, match="not an IP address"):
+        ex.run()
+    ex.button.click()
+    assert "⚠" in ex.output.value
+
+
+def test_verdict_explorer_shows_what_xdp_macswap_tx_changed(pair):
+    ex = VerdictExplorer(pair.load("xdp_macswap_tx.c"))
+    res = ex.run()
+    assert res.verdict == "XDP_TX"
+    changes = {(c.layer, c.field): (c.before, c.after) for c in res.diff}
+    src, dst = res.input["Ether"].src, res.input["Ether"].dst
+    assert changes == {("Ether", "dst"): (dst, src), ("Ether", "src"): (src, dst)}
+    assert "^^" in res.hexdump()
+    assert "<table>" in ex.output.value and "XDP_TX" in ex.output.value
+    ex.payload.value = "hello"
+    assert ex.run().packet["Raw"].load == b"hello"
