@@ -132,3 +132,18 @@ def test_next_lab_reaps_a_dead_lab_when_its_watchdog_died_too():
     with xdplab.Lab() as lab:
         assert not any(n.startswith(f"xl-{lab_id}-") for n in ns_list())
         assert lab.id != lab_id
+
+
+def test_labs_work_inside_a_running_asyncio_loop():
+    """A Jupyter kernel's main thread runs an asyncio loop; pyroute2 0.9 cannot start its own
+    there, so netlink work is forwarded to a worker thread (xdplab.netns.netlink)."""
+    import asyncio
+
+    async def lesson():
+        with xdplab.Lab.pair() as lab:
+            assert lab.client.ping(lab.server, count=1, interval=0.05).received == 1
+            assert lab.server.iface().xdp().mode is None
+            assert lab.server.iface().gro() in (True, False)
+            return lab.id
+    lab_id = asyncio.run(lesson())
+    assert not [n for n in ns_list() if n.startswith(f"xl-{lab_id}-")]
