@@ -751,6 +751,21 @@ class Map:
         more = [f"  … {total - len(rows)} more"] if total > len(rows) else []
         return "\n".join([head + zeros] + lines + more) if lines else head + " empty" + zeros
 
+    def widget(self, chart=False, **options):
+        """A live view for a notebook: a table (xdplab.widgets.MapView; options top=20,
+        interval=0.5, sort="value"|"key", rates=True, per_cpu=False, keys=None, field=None) or,
+        with chart=True, a line chart of per-second rates per key (xdplab.widgets.RatesChart;
+        options keys=None, field=None, window=30, interval=0.5). `keys` picks the rows/lines,
+        `field` the counter of struct values. Stops when closed or when the lab closes."""
+        from . import widgets
+        return widgets.RatesChart(self, **options) if chart else widgets.MapView(self, **options)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """In a Jupyter kernel a map that ends a cell shows as its live MapView; front-ends
+        without widgets (and nbconvert) show _repr_html_, which IPython adds next to it."""
+        from . import widgets
+        return widgets.display_bundle(self, include, exclude)
+
     def _repr_html_(self, limit=50):
         def e(x):
             return html.escape(str(x))
