@@ -7,6 +7,7 @@ Rows:
     tcpreplay (when installed), each counted by a native XDP program on the server (XDP_DROP, so
     the receiver's stack is not what is measured) — loss is what the receiver did not count;
   * a typed snapshot of a 65,536-entry hash map, per key vs BPF_MAP_LOOKUP_BATCH;
+  * the live map table's refresh rate and CPU share, small map and 65,536-entry hash;
   * compile → attached latency (a fresh source each time, as a learner's edited cell is);
   * lab up and down (a client–server pair, and client–router–server).
 Numbers depend on the machine and on what else runs; ratios within one run are what to compare.
@@ -25,6 +26,7 @@ from scapy.all import IP, UDP, Ether, wrpcap  # noqa: E402
 import xdplab  # noqa: E402
 
 from maps_bench import bench_snapshot  # noqa: E402
+from widgets_bench import bench_refresh  # noqa: E402
 
 COUNTER = r"""
 /* run %d: counts every UDP frame to port 9, drops it */
@@ -153,6 +155,13 @@ def main():
         "typed, one lookup per key")
     row("map snapshot, 65,536-entry hash, batch", f"{snap['batch_s'] * 1000:.0f} ms",
         f"{snap['speedup']}x faster; identical result: {snap['identical']}")
+    w = bench_refresh()
+    row("live map table, small map, interval 0.1 s", f"{w['small_refreshes_per_s']}/s",
+        f"{w['small_cpu_share']:.1%} of a core (target ≥ 10/s, < 10 %); "
+        f"{w['small_refreshes_per_s_under_traffic']}/s while traffic flows")
+    row("live map table, 65,536-entry hash, interval 0.5 s", f"{w['big_refreshes_per_s_at_0.5s']}/s",
+        f"one refresh {w['big_refresh_s'] * 1000:.0f} ms, {w['big_cpu_share']:.0%} of a core "
+        "(target ≥ 1/s)")
     bench_lab()
     print("\n| what | result | detail |\n|---|---:|---|")
     for what, value, detail in rows:
