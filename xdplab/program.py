@@ -180,6 +180,13 @@ class Program:
                 keep.append(a)
         self.attachments = keep
 
+    def events(self, map_name, **options):
+        """A live log of the events this program sends through perf or ring buffer `map_name`
+        (see xdplab.events.EventLog)."""
+        from .events import EventLog
+        self._check()
+        return EventLog(self, map_name, **options)
+
     # -- running on single packets -----------------------------------------------------------------
     def test_run(self, packet, fn=None, repeat=1):
         """Run XDP function `fn` on one packet (scapy or bytes) in the kernel, no network needed:
