@@ -7,6 +7,18 @@ from .tracepoints import Tracepoints
 __all__ = ["Lab", "doctor", "Tracepoints", "Host", "Interface", "Link", "PingResult", "reap",
            "LabError", "CompileError", "VerifierError", "PrivilegeError", "SetupError"]
 
+# Widgets and panels load ipywidgets: imported on first use, so `import xdplab` stays quick.
+_LAZY = {"MapView": "widgets", "RatesChart": "widgets", "EventLog": "events", "TraceLog": "events",
+         "TrafficPanel": "panels", "VerdictExplorer": "panels"}
+__all__ += list(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'xdplab' has no attribute {name!r}")
+
 
 def load_ipython_extension(ipython):
     """`%load_ext xdplab`: the %%xdp cell magic and short error messages instead of tracebacks."""
