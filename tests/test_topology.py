@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -139,8 +140,14 @@ def test_labs_work_inside_a_running_asyncio_loop():
     there, so netlink work is forwarded to a worker thread (xdplab.netns.netlink)."""
     import asyncio
 
+    root = {p: p.read_text() for p in Path("/proc/sys/net/ipv6/conf/default").iterdir()
+            if p.name in ("accept_dad", "accept_ra", "router_solicitations")}
+
     async def lesson():
         with xdplab.Lab.pair() as lab:
+            # the lab's own settings went into its hosts, never into this machine's namespace
+            assert lab.client.run("sysctl -n net.ipv6.conf.default.accept_ra").stdout.strip() == "0"
+            assert {p: p.read_text() for p in root} == root
             assert lab.client.ping(lab.server, count=1, interval=0.05).received == 1
             assert lab.server.iface().xdp().mode is None
             assert lab.server.iface().gro() in (True, False)

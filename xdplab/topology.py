@@ -338,12 +338,12 @@ class Lab:
         netns.off_loop(pr_netns.create, h.ns)
         with netns.netlink(h.ns) as ipr:
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
-            # A quiet IPv6: no duplicate address detection, no router solicitations, and the
-            # multicast listener reports an interface sends when it gets an address (which a
-            # program counting every frame would see) sent at once rather than over seconds.
-            for key in ("all", "default"):
-                for name, value in _QUIET_IPV6.items():
-                    Path(f"/proc/sys/net/ipv6/conf/{key}/{name}").write_text(value)
+        # A quiet IPv6: no duplicate address detection, no router solicitations, and the
+        # multicast listener reports an interface sends when it gets an address (which a
+        # program counting every frame would see) sent at once rather than over seconds.
+        for key in ("all", "default"):
+            for name, value in _QUIET_IPV6.items():
+                h.sysctl(f"net.ipv6.conf.{key}.{name}", value)
         return h
 
     def link(self, a, b, rate=None, latency="100ms", burst=None):
