@@ -18,7 +18,9 @@ esac
 
 # --- 2. distro packages ------------------------------------------------------------------
 pkgs=(python3-bpfcc python3-venv iproute2 iputils-ping tcpdump bpftool ethtool tcpreplay libbpf1 make)
-[ "$ID" = ubuntu ] && pkgs=("${pkgs[@]/bpftool/linux-tools-common}")
+# chromium: for the browser test (tests/test_browser.py); Ubuntu has it only as a snap, so there
+# that test is skipped.
+if [ "$ID" = ubuntu ]; then pkgs=("${pkgs[@]/bpftool/linux-tools-common}"); else pkgs+=(chromium); fi
 kver=$(uname -r)
 need_headers=0
 [ -e "/lib/modules/$kver/build/include" ] || need_headers=1
@@ -70,6 +72,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$repo/env/requirements.txt"
   "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$repo"
   echo "$want" > "$stamp"
+fi
+# The venv's python as the notebooks' kernel "xdplab" (inside .venv, so JupyterLab offers it).
+if ! grep -qs "\"$venv/bin/python\"" "$venv/share/jupyter/kernels/xdplab/kernel.json"; then
+  say "registering the notebook kernel 'Python (xdplab)'"
+  "$venv/bin/python" -m ipykernel install --sys-prefix --name xdplab --display-name "Python (xdplab)" >/dev/null
 fi
 "$venv/bin/python" -c "import bcc" 2>/dev/null || die "bcc's Python bindings are not visible in .venv: is python3-bpfcc installed for /usr/bin/python3?"
 say "environment ready"

@@ -3,8 +3,9 @@ from .errors import CompileError, LabError, PrivilegeError, SetupError, Verifier
 from .topology import Host, Interface, Lab, Link, PingResult, reap
 from .doctor import doctor
 from .tracepoints import Tracepoints
+from .show import show
 
-__all__ = ["Lab", "doctor", "Tracepoints", "Host", "Interface", "Link", "PingResult", "reap",
+__all__ = ["Lab", "doctor", "show", "Tracepoints", "Host", "Interface", "Link", "PingResult", "reap",
            "LabError", "CompileError", "VerifierError", "PrivilegeError", "SetupError"]
 
 # Widgets and panels load ipywidgets: imported on first use, so `import xdplab` stays quick.

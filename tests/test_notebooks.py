@@ -1,0 +1,96 @@
+"""Every lesson notebook runs top to bottom on the "xdplab" kernel, as a learner would run it.
+
+A cell that raises fails the test, and so does a check cell whose assert does not hold. The
+notebooks are stored clean (no outputs, no execution counts, no saved widget state), and when the
+kernel has shut down nothing of its labs is left: its atexit hook or each lab's watchdog removes
+every namespace it made.
+"""
+import os
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from xdplab import reaper
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "labs").glob("*/lab.ipynb"))
+KERNEL = "xdplab"          # registered by env/install.sh inside .venv
+CELL_TIMEOUT = 120         # seconds one cell may take (the demo's check cell waits for 10 s of traffic)
+REAP_PATIENCE = 10.0       # seconds the watchdog gets to remove a dead kernel's labs
+
+
+def ids(paths):
+    return [str(p.relative_to(ROOT)) for p in paths]
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks under notebooks/"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_stored_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+             and (c.get("outputs") or c.get("execution_count") is not None)]
+    assert not dirty, (f"cells {dirty} of {path.name} are stored with outputs or execution counts: "
+                       f"clear them (JupyterLab: Edit > Clear Outputs of All Cells) and save")
+    assert "widgets" not in nb.metadata, f"{path.name} is stored with widget state: remove it"
+    assert nb.metadata.get("kernelspec", {}).get("name") == KERNEL, \
+        f"{path.name} must use the kernel {KERNEL!r} (Kernel > Change Kernel > Python (xdplab))"
+
+
+def lab_namespaces(exclude_pid):
+    """{namespace: owner pid or None} of every lab namespace, leaving out those whose lab belongs
+    to another live process (a concurrent test run, a learner's notebook)."""
+    owners = {}
+    if reaper.STATE_DIR.is_dir():
+        for state_file in reaper.STATE_DIR.glob("*.json"):
+            state = reaper.read_state(state_file) or {}
+            owners[state_file.stem] = state
+    found = {}
+    names = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
+    for ns in names:
+        if not ns.startswith(reaper.NS_PREFIX):
+            continue
+        state = owners.get(ns[len(reaper.NS_PREFIX):].split("-", 1)[0])
+        if state and state.get("pid") != exclude_pid and reaper.alive(state):
+            continue
+        found[ns] = state.get("pid") if state else None
+    return found
+
+
+def kernel_leftovers(pid, before):
+    """What the (dead) kernel `pid` left: its labs' state files and namespaces not there before."""
+    left = [f"state {p.name}" for p in reaper.STATE_DIR.glob("*.json")
+            if (reaper.read_state(p) or {}).get("pid") == pid] if reaper.STATE_DIR.is_dir() else []
+    return left + sorted(set(lab_namespaces(pid)) - before)
+
+
+def assert_nothing_left(pids, before, what):
+    """Kernels `pids` exit, and then (the watchdog given a moment) nothing of their labs is left."""
+    deadline = time.monotonic() + REAP_PATIENCE
+    while any(reaper.start_time(p) is not None for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    running = [p for p in pids if reaper.start_time(p) is not None]
+    assert not running, f"the kernel of {what} (pid {running}) did not exit"
+    left = lambda: [x for p in pids for x in kernel_leftovers(p, before)]
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left(), f"{what} left lab resources behind after its kernel exited: {left()}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_runs_top_to_bottom(path):
+    nb = nbformat.read(path, as_version=4)
+    before = set(lab_namespaces(None))
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name=KERNEL,
+                            resources={"metadata": {"path": str(path.parent)}})
+    kernel = {}
+    client.on_notebook_start = lambda notebook: kernel.update(pid=client.km.provisioner.pid)
+    client.execute()          # raises CellExecutionError naming the cell on any error
+    assert "pid" in kernel, "nbclient did not report its kernel"
+    assert_nothing_left([kernel["pid"]], before, path.name)
