@@ -2,6 +2,7 @@
 nothing of ours is left: no lab namespace, no veth or XDP program in the root namespace."""
 import os
 import subprocess
+import tempfile
 
 import pytest
 
@@ -37,6 +38,12 @@ def leftovers():
     if reaper.STATE_DIR.is_dir():
         found += [f"state {p.name}" for p in reaper.STATE_DIR.glob("*.json")]
     return sorted(set(found) - others())
+
+
+# A learner's lab progress lives in their home directory; tests (and the lab notebooks they run,
+# which inherit the environment) record into a throwaway file instead.
+_progress_dir = tempfile.TemporaryDirectory(prefix="xdplab-progress-")
+os.environ["XDPLAB_PROGRESS"] = os.path.join(_progress_dir.name, "progress.json")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,4 +1,5 @@
-"""The `xdplab` command: `xdplab doctor` checks the machine, `xdplab reap` removes leftover labs."""
+"""The `xdplab` command: `xdplab doctor` checks the machine, `xdplab reap` removes leftover labs,
+`xdplab check LAB` checks a lab exercise, `xdplab progress` shows which labs are done."""
 import argparse
 import sys
 
@@ -26,6 +27,24 @@ def _reap(args):
     return 0
 
 
+def _check(args):
+    from .checks import main
+    return main(args.lab, args.program)
+
+
+def _progress(args):
+    from . import progress
+    if args.reset:
+        progress.Progress().reset(None if args.reset == "all" else _lab_name(args.reset))
+    print(progress.text())
+    return 0
+
+
+def _lab_name(name):
+    from .checks import find_lab
+    return find_lab(name).name
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="xdplab", description="Hands-on XDP lessons in JupyterLab.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -36,6 +55,14 @@ def main(argv=None):
     p = sub.add_parser("reap", help="remove labs (namespaces, pins) left by processes that died")
     p.add_argument("--all", action="store_true", help="also remove labs of running processes")
     p.set_defaults(func=_reap)
+    p = sub.add_parser("check", help="check your program for a lab (labs/NN-name); exit 0 on a pass")
+    p.add_argument("lab", help="the lab: its number (01), name (drop-by-port) or folder")
+    p.add_argument("--program", metavar="FILE",
+                   help="your C file (default: the lab's starter.c: edit a copy and name it here)")
+    p.set_defaults(func=_check)
+    p = sub.add_parser("progress", help="show which labs are done")
+    p.add_argument("--reset", metavar="LAB", help="forget the progress of LAB (or 'all')")
+    p.set_defaults(func=_progress)
     args = parser.parse_args(argv)
 
     from .errors import LabError

@@ -1,0 +1,51 @@
+"""Every lab in labs/ is complete and its check tells right from wrong: the check passes the lab's
+solution.c and fails its starter.c, on a real lab (programs loaded, real traffic counted). The
+notebook's %%xdp cell holds exactly the starter, and the folder holds only what a lab is made of."""
+import os
+
+import nbformat
+import pytest
+
+from xdplab import checks
+from xdplab.progress import Progress
+
+# (conftest.py points XDPLAB_PROGRESS at a throwaway file: the learner's progress is untouched)
+LABS = checks.all_labs()
+FILES = {"lab.ipynb", "starter.c", "solution.c", "check.py"}
+
+
+def test_there_are_labs():
+    assert len(LABS) >= 3, "labs/ should hold the labs"
+
+
+@pytest.mark.parametrize("lab", LABS, ids=[p.name for p in LABS])
+def test_lab_folder(lab):
+    left = {p.name for p in lab.iterdir()} - FILES - {"__pycache__"}
+    assert not left, f"{lab.name} holds files a lab does not have: {sorted(left)}"
+    assert FILES <= {p.name for p in lab.iterdir()}, f"{lab.name} lacks {FILES - set(os.listdir(lab))}"
+    spec = checks.load_spec(lab)
+    assert spec.TITLE and len(spec.HINTS) >= 2 and checks.cases_of(spec)
+    assert any(c.hidden for c in checks.cases_of(spec)), "a lab has cases the notebook does not show"
+    nb = nbformat.read(lab / "lab.ipynb", as_version=4)
+    magic = [c.source for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%xdp")]
+    assert len(magic) == 1, "the notebook has one %%xdp cell, with the starter"
+    assert magic[0].split("\n", 1)[1].strip() == (lab / "starter.c").read_text().strip(), \
+        "the notebook's %%xdp cell and starter.c differ"
+    assert any("check()" in c.source for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("lab", LABS, ids=[p.name for p in LABS])
+def test_solution_passes(lab, tmp_path):
+    report = checks.grade(lab, (lab / "solution.c").read_text(), Progress(tmp_path / "p.json"))
+    assert report.passed, report.text()
+    assert report.exit_code == 0 and report.hint is None
+    assert Progress(tmp_path / "p.json").get(lab.name)["done"]
+
+
+@pytest.mark.parametrize("lab", LABS, ids=[p.name for p in LABS])
+def test_starter_fails(lab, tmp_path):
+    report = checks.grade(lab, (lab / "starter.c").read_text(), Progress(tmp_path / "p.json"))
+    assert not report.passed and report.exit_code == 1, report.text()
+    assert report.error is not None or any(not r.passed for r in report.results)
+    assert report.hint == checks.load_spec(lab).HINTS[0], "the first failed check gives the first hint"
+    assert not Progress(tmp_path / "p.json").get(lab.name)["done"]
