@@ -72,6 +72,9 @@ from pathlib import Path
 from .errors import LabError, SetupError
 from .reaper import PIN_ROOT
 
+# map types whose keys are indexes, not values from packets
+_INDEXED = {"array", "percpu_array", "devmap", "prog_array", "cpumap", "xskmap", "perf_event_array",
+            "array_of_maps", "cgroup_array"}
 KINDS = ("int", "be", "ipv4", "ipv4_host", "ipv6", "port", "proto", "ethertype", "action", "mac",
          "str", "bytes")
 XDP_ACTIONS = ("XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT")
@@ -445,6 +448,9 @@ class Maps(collections.abc.Mapping):
         self._names = table_names(program.bpf)
         self._maps = {}
 
+    def __contains__(self, name):
+        return name in self._names
+
     def __getitem__(self, name):
         if name not in self._names:
             raise LabError(f"the program has no map {name!r}",
@@ -509,6 +515,8 @@ class Map:
         integer, _ = _ctype_integer(self.Key)
         if key_kind is None and integer and self._key_is_action():
             key_kind = "action"
+        elif key_kind is None and integer and self.kind in _INDEXED:
+            key_kind = "int"      # an index (a devmap slot, a CPU...), whatever the map's name
         self.key_codec = make_codec(self.Key, self.name, self._hints[0], key_kind, top=True)
         self.value_codec = make_codec(self.Leaf, None, self._hints[1], self._declared["value"],
                                       top=True)

@@ -77,12 +77,14 @@ class Program:
         headers.ensure()
         bcc = _bcc()
         flags = [f"-I{INCLUDE}", *diagnostics.CFLAGS, *cflags]
-        crashed = diagnostics.compile_in_child(self.source, flags)   # LLVM may exit() the process
+        from .capture import prepare
+        text = prepare(self.source)      # adds what a program using CAPTURE() needs; lines kept
+        crashed = diagnostics.compile_in_child(text, flags)   # LLVM may exit() the process
         if crashed:
             raise diagnostics.compile_error(crashed, self.source)
         with diagnostics.capture_stderr() as err:
             try:
-                self.bpf = bcc.BPF(text=self.source.encode(), cflags=flags,
+                self.bpf = bcc.BPF(text=text.encode(), cflags=flags,
                                    debug=diagnostics.DEBUG_SOURCE)
             except Exception:
                 pass

@@ -2,8 +2,8 @@
 
 The XDP core reports trouble through tracepoints, whatever the program: `xdp:xdp_exception` fires
 when a program returns XDP_ABORTED (or an action the driver cannot do, e.g. XDP_TX that fails),
-`xdp:xdp_redirect_err` when a redirect fails (no such interface, target without XDP support, an
-empty devmap slot). A tracing program attached to them counts each event by program id, action and
+`xdp:xdp_redirect_err` when a redirect fails (no such interface, a target that cannot take XDP
+frames). (A redirect into an empty devmap slot returns XDP_ABORTED: an xdp_exception.) A tracing program attached to them counts each event by program id, action and
 error. Tracepoints are machine-wide: counts are shown for this lab's programs (by program id).
 
     trace = xdplab.Tracepoints(lab)
@@ -64,15 +64,20 @@ class Tracepoints:
             raise LabError("could not attach to the xdp tracepoints: " + err.text.strip()[-300:],
                            "check that tracefs is mounted (xdplab doctor)")
         self._table = self.bpf["xdp_events"]
+        self._seen = {}                  # prog id → name of every lab program seen attached
         lab.on_close(self.close)
 
     def _where(self):
-        """prog id → (program name, interface) for every attachment in the lab."""
+        """(prog id, ifindex) → (program name, interface) for every attachment in the lab (and
+        prog id alone → the same, for events on an interface the program left since)."""
         out = {}
         for prog in self.lab.programs:
             for att in prog.attachments:
-                out[att.prog_id] = (f"{prog.name}:{att.fn}" if len(prog.functions) > 1 else att.fn,
-                                    str(att.iface))
+                name = f"{prog.name}:{att.fn}" if len(prog.functions) > 1 else att.fn
+                index = getattr(att.iface, "ifindex", None)
+                out[(att.prog_id, index)] = (name, str(att.iface))
+                out.setdefault(att.prog_id, (name, str(att.iface)))
+                self._seen[att.prog_id] = name
         return out
 
     def counts(self, everything=False):
@@ -83,7 +88,9 @@ class Tracepoints:
         where = self._where()
         out = {}
         for k, v in self._table.items():
-            known = where.get(k.prog_id)
+            known = where.get((k.prog_id, k.ifindex)) or where.get(k.prog_id)
+            if known is None and k.prog_id in self._seen:       # detached since: still ours
+                known = (self._seen[k.prog_id], f"ifindex {k.ifindex}")
             if known is None and not everything:
                 continue
             name, iface = known or (f"prog id {k.prog_id}", f"ifindex {k.ifindex}")
