@@ -39,6 +39,19 @@ def _bcc():
     return bcc
 
 
+def xdp_functions(source):
+    """Names of the XDP programs in C `source`: non-static functions `int NAME(struct xdp_md *)`,
+    outside comments and strings (static ones are helpers the compiler inlines)."""
+    from .diagnostics import _code_only
+    code = _code_only(source)
+    names = []
+    for m in _XDP_FN.finditer(code):
+        line_start = code.rfind("\n", 0, m.start()) + 1
+        if not re.search(r"\bstatic\b", code[line_start:m.start()]):
+            names.append(m.group(1))
+    return names
+
+
 def read_source(source):
     """C text from `source`: C text itself, a path, or a file name under bpf/."""
     if isinstance(source, Path) or ("\n" not in source and source.strip().endswith(".c")):
@@ -91,7 +104,7 @@ class Program:
         if self.bpf is None:
             raise diagnostics.compile_error(err.text, self.source)
         listing = err.text
-        self.functions = _XDP_FN.findall(self.source)
+        self.functions = xdp_functions(self.source)
         if not self.functions:
             self.close()
             raise LabError("no XDP function found in the program",
