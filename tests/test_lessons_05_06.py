@@ -109,7 +109,7 @@ def test_an_empty_devmap_slot_aborts(line):
 
 
 def test_devmap_set_explains_what_it_cannot_do(line, pair):
-    c, r, s = line["client"], line["router"], line["server"]
+    r, s = line["router"], line["server"]
     prog, tx_port = wire(line)
     with pytest.raises(xdplab.LabError, match="not a devmap"):
         devmap_set(prog.maps["counters"], 0, r.iface(s))

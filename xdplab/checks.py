@@ -206,8 +206,8 @@ class Report:
         if self.results:
             parts.append('<ul style="list-style:none;padding-left:0;margin:4px 0">')
             for r in self.results:
-                mark = (f'<span style="color:var(--jp-success-color1, #2e7d32)">✓</span>' if r.passed
-                        else f'<span style="color:var(--jp-error-color1, #c62828)">✗</span>')
+                mark = ('<span style="color:var(--jp-success-color1, #2e7d32)">✓</span>' if r.passed
+                        else '<span style="color:var(--jp-error-color1, #c62828)">✗</span>')
                 extra = " <i>(a case the notebook does not show)</i>" if r.hidden and not r.passed else ""
                 parts.append(f"<li>{mark} {e(r.message)}{extra}</li>")
             parts.append("</ul>")
