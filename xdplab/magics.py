@@ -3,7 +3,7 @@
     %load_ext xdplab
     lab = xdplab.Lab.pair()
 
-    %%xdp server --mode generic
+    %%xdp server --mode generic          (or several: %%xdp router:eth0 router:eth1)
     BPF_ARRAY(counters, u64, 5);
     int xdp_count(struct xdp_md *ctx) { ... }
 
@@ -22,7 +22,7 @@ from .errors import LabError
 
 def _parser():
     p = argparse.ArgumentParser(prog="%%xdp", add_help=False)
-    p.add_argument("target", help="lab host (its lab interface) or host:ifname")
+    p.add_argument("targets", nargs="+", help="lab hosts (their lab interface) or host:ifname")
     p.add_argument("--mode", default="native", choices=["native", "generic"])
     p.add_argument("--fn", default=None, help="XDP function to attach (default: the first)")
     p.add_argument("--name", default="prog", help="variable that receives the Program")
@@ -54,21 +54,21 @@ class XdpMagics(Magics):
             args = _parser().parse_args(shlex.split(line))
         except SystemExit:
             raise LabError(f"cannot read '%%xdp {line}'",
-                           "use: %%xdp HOST [--mode generic] [--fn NAME] [--name VAR]") from None
+                           "use: %%xdp HOST [HOST:IFNAME ...] [--mode generic] [--fn NAME] "
+                           "[--name VAR]") from None
         lab = self._lab(args.lab)
         prog = lab.load(cell, name=args.name)
         key = (lab.id, args.name)
         old = self._programs.get(key)
-        if not args.no_attach:
-            att = prog.attach(args.target if ":" in args.target else lab[args.target],
-                              fn=args.fn, mode=args.mode)
+        atts = [] if args.no_attach else [
+            prog.attach(t if ":" in t else lab[t], fn=args.fn, mode=args.mode) for t in args.targets]
         if old is not None and old is not prog:
             old.close()          # the new program already replaced it on the interface
         self._programs[key] = prog
         self.shell.user_ns[args.name] = prog
         for name in prog.maps:
             self.shell.user_ns[name] = prog.maps[name]
-        return None if args.no_attach else att
+        return atts[0] if len(atts) == 1 else (atts or None)
 
 
 def load(shell):

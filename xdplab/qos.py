@@ -175,7 +175,7 @@ def set_policy(prog, rate, burst="16kb", map_name="policy"):
 
 # --- traffic at a steady rate ---------------------------------------------------------------------
 
-class Flood:
+class Flood(traffic.Background):
     """`packet` sent from lab host `host` as frames at `rate` ("25mbit": bits/s of whole frames,
     Ethernet header included, as tbf counts them) for `seconds` (None: until stop()), in the
     background. Frames are paced every millisecond, so the arrivals are smooth: host.stream()
@@ -198,11 +198,7 @@ class Flood:
         with netns.enter(host.ns):
             self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)   # 0: send only
             self._sock.bind((self.iface.name, 0))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"xdplab-flood-{host.name}",
-                                        daemon=True)
-        host.lab.on_close(self.stop)
-        self._thread.start()
+        self._start(host, "flood")
 
     def _run(self):
         start = time.monotonic()
@@ -232,20 +228,6 @@ class Flood:
     @property
     def frame_len(self):
         return len(self.frame)
-
-    @property
-    def running(self):
-        return self._thread.is_alive()
-
-    def stop(self):
-        self._stop.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout=5)
-        return self
-
-    def wait(self):
-        self._thread.join()
-        return self
 
     def __repr__(self):
         state = "running" if self.running else "finished"

@@ -346,7 +346,35 @@ def _send_one(s, ifc, data):
 
 # --- traffic that keeps flowing ----------------------------------------------------------------
 
-class Stream:
+class Background:
+    """A sender running in a daemon thread: `.running`, `.stop()`, `.wait()`; it stops by itself
+    when its host's lab closes. Subclasses implement `_run()` and call `_start(host, kind)`."""
+
+    def _start(self, host, kind):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"xdplab-{kind}-{host.name}",
+                                        daemon=True)
+        host.lab.on_close(self.stop)
+        self._thread.start()
+
+    @property
+    def running(self):
+        return self._thread.is_alive()
+
+    def stop(self):
+        """Stop sending and wait for the sender to finish what it is sending."""
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=10)
+        return self
+
+    def wait(self):
+        """Block until the sender has run its `seconds`."""
+        self._thread.join()
+        return self
+
+
+class Stream(Background):
     """Packets sent in the background for `seconds` (or until stop()), so a lesson can watch
     counters move while it runs other cells. `rate` (packets per second) paces the sending in
     ticks of 1/10 s; without it each tick sends a burst of `burst` copies as fast as possible.
@@ -387,22 +415,6 @@ class Stream:
                 self.reports.append(report)
             if self.rate:
                 self._stop.wait(max(0.0, self.TICK - (time.monotonic() - tick)))
-
-    @property
-    def running(self):
-        return self._thread.is_alive()
-
-    def stop(self):
-        """Stop sending and wait for the sender to finish its current burst."""
-        self._stop.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout=10)
-        return self
-
-    def wait(self):
-        """Block until the stream has run its `seconds`."""
-        self._thread.join()
-        return self
 
     def __repr__(self):
         state = "running" if self.running else "finished"

@@ -1,0 +1,133 @@
+"""Lab 07 — a per-source token bucket: BURST packets pass at once, then RATE per second."""
+import time
+
+from scapy.layers.inet import IP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import ARP, Ether
+
+from xdplab.checks import case, verdict
+
+TITLE = "A per-source rate limiter"
+ATTACH = "server"
+HINTS = [
+    "Each IPv4 source has its own bucket in `buckets`: look it up with the source address as "
+    "key (u32 src = iph->saddr; buckets.lookup(&src)). When there is none, the source is new: "
+    "store a full bucket with .last_ns = bpf_ktime_get_ns(), and let the packet take its first "
+    "token (pass it).",
+    "When the bucket exists: no tokens left → XDP_DROP; else take one (b->tokens--) and pass. "
+    "Then add the refill in front of that: the tokens earned since last_ns are "
+    "(now - b->last_ns) / NS_PER_TOKEN.",
+    "Refilling: add the earned tokens, but never above BURST, and move last_ns forward by the time "
+    "those tokens stand for (earned * NS_PER_TOKEN) — or to now when the bucket is full. If you set "
+    "last_ns = now on every packet, a steady trickle never earns a whole token.",
+]
+
+RATE, BURST = 20, 10          # as starter.c defines them
+eth = Ether(src="02:58:4c:00:00:01", dst="02:58:4c:00:00:02")
+
+
+def udp_from(src):
+    return eth / IP(src=src, dst="10.11.0.2") / UDP(sport=4000, dport=9) / b"token"
+
+
+def burst(t, src, n):
+    """Run n packets from `src` through the program at once: (verdicts, seconds they took)."""
+    pkt = bytes(udp_from(src))               # built once: the runs follow each other closely
+    start = time.monotonic()
+    verdicts = [t.verdict(pkt) for _ in range(n)]
+    return verdicts, time.monotonic() - start
+
+
+def earned(seconds):
+    """The most tokens a bucket can earn in `seconds` (one more for a token already under way)."""
+    return int(seconds * RATE) + 1
+
+
+def full_bucket(t, src):
+    verdicts, took = burst(t, src, BURST + 5)
+    first = verdicts[:BURST].count("XDP_PASS")
+    if first != BURST:
+        t.fail(f"only {first} of the first {BURST} packets from {src} (a new source) passed; a new "
+               f"source starts with a full bucket, so all {BURST} should")
+    extra = verdicts[BURST:].count("XDP_PASS")
+    if extra > earned(took) - 1:
+        t.fail(f"after {src}'s first {BURST} packets its bucket is empty, yet {extra} of the next 5 "
+               f"passed, sent within {took * 1000:.0f} ms (the bucket earns one token every "
+               f"{1000 // RATE} ms)")
+
+
+@case(f"a new source's first {BURST} packets pass, the next ones are dropped")
+def first_burst(t):
+    full_bucket(t, "192.0.2.1")
+    return f"the first {BURST} packets from 192.0.2.1 passed, the next 5 were dropped"
+
+
+@case("another source has a bucket of its own")
+def own_bucket(t):
+    full_bucket(t, "192.0.2.5")              # 192.0.2.5's bucket is empty now ...
+    verdicts, _ = burst(t, "192.0.2.6", BURST)
+    passed = verdicts.count("XDP_PASS")
+    if passed != BURST:
+        t.fail(f"with 192.0.2.5's bucket empty, only {passed} of {BURST} packets from 192.0.2.6 "
+               f"passed; 192.0.2.6 has a full bucket of its own, so all should")
+    return f"with 192.0.2.5's bucket empty, {BURST} of {BURST} packets from 192.0.2.6 passed"
+
+
+@case("after a pause, a bucket has earned tokens again, one per 50 ms")
+def refill(t):
+    src = "192.0.2.3"
+    full_bucket(t, src)
+    emptied = time.monotonic()
+    time.sleep(0.3)                          # 6 tokens at 20 per second
+    verdicts, _ = burst(t, src, BURST)
+    window = time.monotonic() - emptied
+    passed = verdicts.count("XDP_PASS")
+    if passed < 3:
+        t.fail(f"after a pause of 0.3 s only {passed} of {BURST} packets from {src} passed; the "
+               f"bucket earned {int(0.3 * RATE)} tokens meanwhile ({RATE} per second)")
+    if passed > earned(window):
+        t.fail(f"after a pause of 0.3 s, {passed} of {BURST} packets from {src} passed; in "
+               f"{window:.2f} s the bucket earns at most {earned(window)} tokens")
+    return f"after a pause of 0.3 s, {passed} of {BURST} packets from {src} passed (about {int(0.3 * RATE)} expected)"
+
+
+CASES = [
+    verdict("An ARP request", eth / ARP(psrc="10.11.0.1", pdst="10.11.0.2"), "pass"),
+    # cases the notebook does not show
+    verdict("An IPv6 packet", eth / IPv6(src="fd00:11::1", dst="fd00:11::2") / UDP(dport=9), "pass", hidden=True),
+    verdict("A 20-byte frame cut in the middle of its IPv4 header",
+            Ether(bytes(udp_from("192.0.2.9"))[:20]), "pass", hidden=True),
+]
+
+
+@case(f"a bucket never holds more than {BURST} tokens, however long the pause", hidden=True)
+def capped(t):
+    src = "192.0.2.4"
+    t.verdict(udp_from(src))
+    time.sleep(1.0)                          # 20 tokens' worth: the bucket is full at 10
+    verdicts, took = burst(t, src, 2 * BURST)
+    passed = verdicts.count("XDP_PASS")
+    if passed > BURST + earned(took):
+        t.fail(f"after a pause of 1 s, {passed} packets from {src} in a row passed; a bucket holds "
+               f"at most {BURST} tokens, so about {BURST} should")
+    if passed < BURST:
+        t.fail(f"after a pause of 1 s only {passed} packets from {src} in a row passed; its bucket "
+               f"was full again ({BURST} tokens)")
+    return f"after a pause of 1 s, {passed} packets from {src} in a row passed, the rest were dropped"
+
+
+@case(f"of 1000 datagrams the client sends at once, about {BURST} reach the server")
+def traffic(t):
+    sink = t.listen(t.server, 9000)
+    start = time.monotonic()
+    t.client.send(IP(dst=t.server.ip) / UDP(sport=4000, dport=9000) / b"flood", count=1000)
+    took = time.monotonic() - start
+    got = len(sink.receive(1000, timeout=0.5))
+    most = BURST + earned(took) + 1          # + 1: two CPUs may share a token now and then
+    if got < BURST:
+        t.fail(f"only {got} of 1000 datagrams from the client reached the server; its first "
+               f"{BURST} should (a new source starts with a full bucket)")
+    if got > most:
+        t.fail(f"{got} of 1000 datagrams from the client reached the server within "
+               f"{took:.2f} s; its bucket allows at most {most}")
+    return f"{got} of 1000 datagrams from the client reached the server, the rest were dropped"

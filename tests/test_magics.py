@@ -1,0 +1,76 @@
+"""The %%xdp cell magic in a real IPython shell: compile and attach, replace on re-run, maps as
+variables, several targets, and short errors."""
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+import xdplab
+
+COUNT = """BPF_ARRAY(counters, u64, 5);
+int xdp_count(struct xdp_md *ctx) {
+    u32 key = VERDICT;
+    u64 *v = counters.lookup(&key);
+    if (v)
+        __sync_fetch_and_add(v, 1);
+    return VERDICT;
+}
+"""
+
+
+@pytest.fixture
+def shell():
+    sh = InteractiveShell.instance()
+    sh.run_line_magic("load_ext", "xdplab")
+    yield sh
+    InteractiveShell.clear_instance()
+
+
+def cell(shell, line, body):
+    result = shell.run_cell(f"%%xdp {line}\n{body}")
+    return result
+
+
+def test_cell_compiles_attaches_and_its_maps_become_variables(shell, pair):
+    shell.user_ns["lab"] = pair
+    res = cell(shell, "server", COUNT.replace("VERDICT", "XDP_PASS"))
+    assert res.success, res.error_in_exec
+    prog = shell.user_ns["prog"]
+    assert pair.server.iface().xdp() == ("native", res.result.prog_id)
+    assert pair.client.ping(pair.server, count=3, interval=0.05).received == 3
+    assert shell.user_ns["counters"].snapshot()["XDP_PASS"] == 3
+    # running the cell again (edited) replaces the program on the interface, in the same mode
+    res = cell(shell, "server", COUNT.replace("VERDICT", "XDP_DROP"))
+    assert res.success
+    assert pair.server.iface().xdp() == ("native", res.result.prog_id)
+    assert prog.bpf is None and shell.user_ns["prog"] is not prog       # the old one is gone
+    assert pair.client.ping(pair.server, count=2, interval=0.05, timeout=0.3).received == 0
+    assert shell.user_ns["counters"].snapshot()["XDP_DROP"] == 2
+
+
+def test_generic_mode_several_targets_and_names(shell):
+    with xdplab.Lab() as lab:
+        a, r, s = lab.host("a"), lab.host("router"), lab.host("server")
+        lab.link(a, r)
+        lab.link(r, s)
+        shell.user_ns["lab"] = lab
+        res = cell(shell, "router:eth0 router:eth1 --mode generic --name fwd --lab lab",
+                   "int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }")
+        assert res.success, res.error_in_exec
+        assert [str(att.iface) for att in res.result] == ["router:eth0", "router:eth1"]
+        assert r.iface("eth0").xdp().mode == r.iface("eth1").xdp().mode == "generic"
+        assert isinstance(shell.user_ns["fwd"], xdplab.program.Program)
+        assert a.ping(s, count=2, interval=0.05).received == 2
+
+
+def test_errors_are_short_and_leave_the_old_program(shell, pair, capsys):
+    shell.user_ns["lab"] = pair
+    good = cell(shell, "server", "int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }")
+    capsys.readouterr()
+    bad = cell(shell, "server", "int xdp_pass(struct xdp_md *ctx) { return XDP_PASS }")
+    shown = capsys.readouterr()
+    assert isinstance(bad.error_in_exec, xdplab.CompileError) and bad.error_in_exec.line == 1
+    assert "Traceback" not in shown.out + shown.err
+    assert pair.server.iface().xdp().prog_id == good.result.prog_id        # still attached
+    wrong = cell(shell, "--mode fast server", "int x;")
+    assert isinstance(wrong.error_in_exec, xdplab.LabError)
+    nobody = cell(shell, "nobody", "int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }")
+    assert isinstance(nobody.error_in_exec, xdplab.LabError)
