@@ -58,6 +58,25 @@ def nothing_left_behind():
     assert not after, f"the tests left lab resources behind: {after}"
 
 
+@pytest.fixture(scope="module")
+def lab():
+    """One lab for a whole test module (programs there need no topology of their own)."""
+    with xdplab.Lab() as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def load(lab):
+    """load(name, *cflags) → Program, compiled once per module."""
+    cache = {}
+
+    def load(name, *cflags):
+        if (name, cflags) not in cache:
+            cache[name, cflags] = lab.load(name, cflags=list(cflags))
+        return cache[name, cflags]
+    return load
+
+
 @pytest.fixture
 def pair():
     with xdplab.Lab.pair() as lab:

@@ -12,31 +12,12 @@ from scapy.layers.inet6 import (ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NS,
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 from scapy.packet import Raw
 
-import xdplab
 
 BPF = Path(__file__).resolve().parent.parent / "bpf"
 PROGRAMS = sorted(p.name for p in BPF.glob("*.c"))
 MAC_C, MAC_S = "02:00:00:00:00:01", "02:00:00:00:00:02"
 IP_C, IP_S = "10.11.0.1", "10.11.0.2"
 IP6_C, IP6_S = "fd00:11::1", "fd00:11::2"
-
-
-@pytest.fixture(scope="module")
-def lab():
-    with xdplab.Lab() as lab:
-        yield lab
-
-
-@pytest.fixture(scope="module")
-def load(lab):
-    """load(name, *cflags) → Program, compiled once per module."""
-    cache = {}
-
-    def load(name, *cflags):
-        if (name, cflags) not in cache:
-            cache[name, cflags] = lab.load(name, cflags=list(cflags))
-        return cache[name, cflags]
-    return load
 
 
 def eth(*, vlans=()):

@@ -13,12 +13,6 @@ import xdplab
 from xdplab import CompileError, LabError, PrivilegeError, VerifierError, diagnostics
 
 
-@pytest.fixture(scope="module")
-def lab():
-    with xdplab.Lab() as lab:
-        yield lab
-
-
 def marked(source):
     """1-based line of the `// <-` marker."""
     lines = [i for i, s in enumerate(source.splitlines(), 1) if "// <-" in s]

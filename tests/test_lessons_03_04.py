@@ -20,24 +20,6 @@ IP_C, IP_S = "10.11.0.1", "10.11.0.2"
 IP6_C, IP6_S = "fd00:11::1", "fd00:11::2"
 
 
-@pytest.fixture(scope="module")
-def lab():
-    with xdplab.Lab() as lab:
-        yield lab
-
-
-@pytest.fixture(scope="module")
-def load(lab):
-    """load(name, *cflags) → Program, compiled once per module."""
-    cache = {}
-
-    def load(name, *cflags):
-        if (name, cflags) not in cache:
-            cache[name, cflags] = lab.load(name, cflags=list(cflags))
-        return cache[name, cflags]
-    return load
-
-
 def v4(**kw):
     return IP(**{"src": IP_C, "dst": IP_S, **kw})
 
