@@ -367,7 +367,7 @@ class _Picture:
         shown = {b.mode for b in self.badges.values() if b.lab_program}
         parts = []
         if "native" in shown:
-            parts.append(("native", "on", "native", "run by the veth driver, before any skb exists"))
+            parts.append(("native", "on", "native", "run by the driver, before the stack's own processing"))
         if shown - {"native"}:
             parts.append(("generic", "on-warn", "generic", "run by the stack on an skb, after the driver"))
         if any(b.name == "xdplab_pass" for b in self.badges.values()):
