@@ -46,16 +46,29 @@ _progress_dir = tempfile.TemporaryDirectory(prefix="xdplab-progress-")
 os.environ["XDPLAB_PROGRESS"] = os.path.join(_progress_dir.name, "progress.json")
 
 
+def machine_settings():
+    """This machine's own IPv6 settings that labs set inside their hosts: they must never leak."""
+    out = {}
+    for key in ("all", "default"):
+        for name in xdplab.topology._QUIET_IPV6:
+            path = f"/proc/sys/net/ipv6/conf/{key}/{name}"
+            out[path] = open(path).read().strip()
+    return out
+
+
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind():
     if os.geteuid() != 0:
         pytest.exit("the tests need root: run 'sudo make test'", returncode=2)
     before = leftovers()
     assert not before, f"lab leftovers before the tests (run 'make clean'): {before}"
+    settings = machine_settings()
     yield
     xdplab.topology._close_all()
     after = leftovers()
     assert not after, f"the tests left lab resources behind: {after}"
+    changed = {k: (v, machine_settings()[k]) for k, v in settings.items() if machine_settings()[k] != v}
+    assert not changed, f"the tests changed this machine's own settings: {changed}"
 
 
 @pytest.fixture(scope="module")
