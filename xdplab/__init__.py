@@ -4,8 +4,9 @@ from .topology import Host, Interface, Lab, Link, PingResult, reap
 from .doctor import doctor
 from .tracepoints import Tracepoints
 from .show import show
+from .kernelprobe import probe
 
-__all__ = ["Lab", "doctor", "show", "Tracepoints", "Host", "Interface", "Link", "PingResult", "reap",
+__all__ = ["Lab", "doctor", "probe", "show", "Tracepoints", "Host", "Interface", "Link", "PingResult", "reap",
            "LabError", "CompileError", "VerifierError", "PrivilegeError", "SetupError"]
 
 # Widgets and panels load ipywidgets: imported on first use, so `import xdplab` stays quick.
