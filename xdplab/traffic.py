@@ -260,14 +260,23 @@ def _forwarded(ifc, data):
 
 def ensure_napi(ifc):
     """Make sure frames XDP sends out of veth `ifc` are received by its peer: the peer needs a
-    native-mode XDP program or GRO, else it drops them silently. Returns a note if GRO was
-    switched on, else None."""
+    native-mode XDP program or GRO (GRO is enough since Linux 5.13: xdplab.probe() finds out),
+    else it drops them silently. Returns a note of what was done, else None."""
     peer = ifc.peer
-    if peer.xdp().mode == "native" or peer.gro():
+    if peer.xdp().mode == "native":
         return None
-    peer.gro(True)
-    return (f"switched GRO on at {peer}: a veth drops frames that XDP sends into it unless the "
-            "receiving end has a native XDP program or GRO")
+    from .kernelprobe import probe
+    if probe().gro_takes_redirects.value:
+        if peer.gro():
+            return None
+        peer.gro(True)
+        return (f"switched GRO on at {peer}: a veth drops frames that XDP sends into it unless the "
+                "receiving end has a native XDP program or GRO")
+    from .program import set_xdp
+    set_xdp(peer.host.ns, peer.name, peer.host.lab.pass_program(), "native")
+    return (f"attached a native XDP_PASS program to {peer}: a veth drops frames that XDP sends "
+            "into it unless the receiving end has a native XDP program (GRO is not enough on "
+            "this kernel, before Linux 5.13)")
 
 
 def _send_live(host, frames, count):
