@@ -325,9 +325,10 @@ class ModeCosts:
 
 
 def mode_costs(prog, sender, iface, packet, count=200_000, rounds=5, modes=("native", "generic"),
-               counter="counters"):
+               counter="counters", method="live_frames"):
     """Attach `prog` to `iface` in each of `modes` in turn, `rounds` times, and have `sender`
-    inject `count` copies of `packet` each time with the fast injector; the time per packet
+    send `count` copies of `packet` each time with the fast injector (method="af_packet" on a
+    kernel without live frames, before Linux 5.18: xdplab.probe().live_frames); the time per packet
     includes sending, receiving and the program. Returns ModeCosts, with what the program counted
     (in map `counter`) and the interface received, per mode. Leaves `prog` attached in the last
     mode."""
@@ -340,7 +341,7 @@ def mode_costs(prog, sender, iface, packet, count=200_000, rounds=5, modes=("nat
         for mode in modes:
             prog.attach(iface, mode=mode)
             before, rx = _packets(m.snapshot()), link_stats(iface)["rx_packets"]
-            report = sender.send(packet, count=count, iface=out, method="live_frames")
+            report = sender.send(packet, count=count, iface=out, method=method)
             costs.ns_per_packet[mode].append(report.seconds * 1e9 / report.sent)
             costs.sent[mode] += report.sent
             costs.received[mode] += _settled(lambda: link_stats(iface)["rx_packets"]) - rx
