@@ -45,7 +45,8 @@ def report():
 
 
 def test_every_check_has_a_status_and_warnings_say_what_to_do(report):
-    assert [c.name for c in report.checks] == [name for name, _ in doctor_module.CHECKS]
+    names = [name for name, _ in doctor_module.CHECKS]
+    assert [c.name for c in report.checks][:len(names)] == names
     for c in report.checks:
         assert c.status in ("ok", "warn", "fail"), c
         assert c.summary, c
@@ -62,6 +63,20 @@ def test_this_machine_is_ready_and_every_network_check_really_ran(report):
         assert report[name].status == "ok", report[name]
     # the qdisc check reports what tc really does: tbf is what rate-limited links use
     assert "usable: tbf" in report["qdiscs"].summary
+
+
+def test_it_ends_with_a_line_per_lesson_that_adapts_to_this_kernel(report):
+    """The lines after the machine checks come from xdplab.probe(), measured by this very run."""
+    lessons = report.checks[len(doctor_module.CHECKS):]
+    adapts = xdplab.probe().adaptations()          # the probe the doctor ran, cached since
+    if adapts:
+        assert [c.name for c in lessons] == [f"lesson {n}" for n in adapts], lessons
+        for c in lessons:
+            assert c.status == "warn" and c.summary == adapts[c.name.split()[1]] and c.fix, c
+    else:
+        assert [(c.name, c.status) for c in lessons] == [("lessons", "ok")], lessons
+    fq_codel = "fq_codel" in report["qdiscs"].summary.split(";")[0]    # "usable: ..." part
+    assert fq_codel == ("08" not in adapts), (report["qdiscs"], adapts)
 
 
 def own_labs():

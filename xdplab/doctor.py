@@ -7,7 +7,8 @@ The checks are real: a tiny XDP program is compiled and verified, attached in ge
 native mode inside a scratch lab (two namespaces joined by a veth pair), run with
 BPF_PROG_TEST_RUN, fed live frames, and qdiscs are added and removed there. The scratch lab and
 everything in it is removed afterwards, also when a check fails. A `fail` blocks the lessons
-(non-zero exit); a `warn` means some lesson adapts or something is slower.
+(non-zero exit); a `warn` means some lesson adapts or something is slower. Last come the lessons
+that adapt to this kernel, one line each, from xdplab.probe() (xdplab.kernelprobe).
 """
 import dataclasses
 import errno
@@ -448,6 +449,31 @@ CHECKS = [
 ]
 
 
+def lesson_checks(run):
+    """One line per lesson that does something differently on this kernel, from xdplab.probe()
+    (measured afresh, in a scratch lab of its own); one `ok` line when none does."""
+    from . import kernelprobe
+    try:
+        run.need("network namespaces", "XDP native")
+    except _Skip as e:
+        return [Check("lessons", WARN, f"not checked: it needs '{e}', which did not pass",
+                      f"fix '{e}' first", checked=False)]
+    start = time.perf_counter()
+    try:
+        p = kernelprobe.probe(refresh=True)
+    except Exception as e:     # a finding too, not a traceback
+        return [Check("lessons", WARN, f"could not probe what this kernel does: {e}",
+                      "the lessons that depend on the kernel will say so when they run",
+                      round(time.perf_counter() - start, 3))]
+    took = round(time.perf_counter() - start, 3)
+    lines = p.adaptations()
+    if not lines:
+        return [Check("lessons", OK, f"every lesson runs as written on this kernel (probed in "
+                                     f"{p.seconds:.1f} s)", seconds=took)]
+    return [Check(f"lesson {n}", WARN, text, "nothing to do: the lesson says so and checks what "
+                  "this kernel does instead", seconds=took) for n, text in lines.items()]
+
+
 def _one(run, name, fn):
     from .errors import LabError
     start = time.perf_counter()
@@ -475,6 +501,7 @@ def doctor():
     run = _Run()
     try:
         checks = [_one(run, name, fn) for name, fn in CHECKS]
+        checks += lesson_checks(run)
     finally:
         run.close()
     return Report(checks, time.perf_counter() - start)
