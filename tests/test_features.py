@@ -16,6 +16,7 @@ from xdplab.forwarding import measure
 VETH = {"basic", "redirect", "rx-sg"}
 
 
+@pytest.mark.kernel
 def test_a_veth_runs_xdp_natively_and_takes_redirects_only_when_its_peer_can_receive(pair):
     server, client = pair.server, pair.client
     f = xdp_features(server)

@@ -57,6 +57,7 @@ def wire(lab):
 
 # -- lesson 05: the wire, the devmap, the veth trap -------------------------------------------------
 
+@pytest.mark.kernel
 def test_wire_redirects_between_router_ports_and_the_veth_trap(line):
     c, r, s = line["client"], line["router"], line["server"]
     prog, tx_port = wire(line)

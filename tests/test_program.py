@@ -20,6 +20,7 @@ def xdp_state(host):
     return host.iface().xdp()
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize("mode", ["native", "generic"])
 def test_attach_counts_every_ping_exactly(pair, count_source, mode):
     prog = pair.load(count_source, cflags=["-DVERDICT=XDP_PASS"])

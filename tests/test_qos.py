@@ -62,6 +62,7 @@ def test_rates_and_sizes_are_read_as_tc_reads_them():
 
 # -- the qdisc -------------------------------------------------------------------------------------
 
+@pytest.mark.kernel
 def test_qdisc_stats_read_the_tbf_of_a_shaped_link(line):
     r, s = line["router"], line["server"]
     bottleneck = r.iface(s)
@@ -77,6 +78,7 @@ def test_qdisc_stats_read_the_tbf_of_a_shaped_link(line):
         qos.qdisc_stats("eth0")
 
 
+@pytest.mark.kernel
 def test_have_qdisc_tries_on_loopback_and_leaves_it_as_it_was(line):
     r = line["router"]
     assert qos.have_qdisc(r, "tbf") and qos.have_qdisc(r, "htb")

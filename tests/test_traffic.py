@@ -150,12 +150,20 @@ def test_list_of_packets_ipv4_and_ipv6(pair):
     assert got.settle(15) == 15
 
 
-@pytest.mark.parametrize("verdict", ["XDP_DROP", "XDP_PASS"])
+@pytest.mark.parametrize("verdict", [pytest.param("XDP_DROP", marks=pytest.mark.kernel), "XDP_PASS"])
 def test_fast_injector_delivers_every_packet(pair, verdict):
     n = 200_000
     prog = counter(pair, verdict)
     prog.attach(pair.server, mode="native")
     got = Arrivals(prog, verdict)
+    if not traffic.live_frames_available(pair.client.ns):
+        # Linux < 5.18: send falls back to AF_PACKET and says why (fewer frames: it is slower)
+        n = 2000
+        report = pair.client.send(udp(pair.server.ip), count=n)
+        assert (report.sent, report.method) == (n, "af_packet")
+        assert any("no BPF_F_TEST_XDP_LIVE_FRAMES" in note for note in report.notes), report.notes
+        assert got.settle(n) == n
+        return
     report = pair.client.send(udp(pair.server.ip), count=n)
     assert (report.sent, report.method) == (n, "live_frames")
     assert not report.notes          # a native XDP program gives the veth peer NAPI: nothing to fix

@@ -1,0 +1,54 @@
+#!/bin/bash
+# Runs inside a kernel-matrix guest (virtme-ng, as root, the host's root filesystem shared read-only,
+# no network device). Everything it finds goes into OUT, a directory shared read-write with the host
+# (--rwdir): the guest's console is not kept.
+#
+#   guest.sh REPO OUT [STEPS]      STEPS: comma-separated of doctor,probe,tests (default: all)
+#
+# OUT/progress  one line per step started and finished (so the host can tell where a guest hung)
+# OUT/doctor.json, doctor.err, doctor.rc    xdplab doctor --json
+# OUT/probe.json, probe.err                 platforms/kernels/probe.py (the kernel-sensitive claims)
+# OUT/junit.xml, pytest.log, pytest.rc      pytest -m kernel tests/
+# OUT/done                                  written last
+set -u
+repo=$1 out=$2 steps=${3:-doctor,probe,tests}
+cd "$repo" || exit 1
+py=$repo/.venv/bin/python
+log() { echo "$(date +%s) $*" >> "$out/progress"; }
+has() { case ",$steps," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+
+log "start $(uname -r)"
+# The shared root is read-only: give the guest its own /tmp, and the filesystems the lessons need.
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
+mkdir -p /tmp/home
+export HOME=/tmp/home PYTHONDONTWRITEBYTECODE=1 TMPDIR=/tmp MPLCONFIGDIR=/tmp/home/mpl
+{
+  echo "kernel: $(uname -a)"
+  echo "cpus: $(nproc)  memory: $(awk '/MemTotal/ {print $2, $3}' /proc/meminfo)"
+  echo "links: $(ip -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')"
+  echo "mounts:"; grep -E ' (bpf|tracefs|tmpfs|9p|virtiofs) ' /proc/mounts
+} > "$out/guest.txt" 2>&1
+
+if has doctor; then
+  log "doctor begin"
+  "$py" -m xdplab doctor --json > "$out/doctor.json" 2> "$out/doctor.err"
+  echo $? > "$out/doctor.rc"
+  log "doctor end"
+fi
+if has probe; then
+  log "probe begin"
+  "$py" "$repo/platforms/kernels/probe.py" > "$out/probe.json" 2> "$out/probe.err"
+  log "probe end"
+fi
+if has tests; then
+  log "tests begin"
+  "$py" -m pytest -p no:cacheprovider -m kernel -v -rA --junitxml="$out/junit.xml" \
+      -o junit_family=xunit2 tests > "$out/pytest.log" 2>&1
+  echo $? > "$out/pytest.rc"
+  log "tests end"
+fi
+log "done"
+echo ok > "$out/done"
+sync

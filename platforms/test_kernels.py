@@ -1,0 +1,94 @@
+"""The kernel matrix as tests: each of Debian's kernels 5.10, 6.1 and 6.12 is booted with virtme-ng
+(platforms/kernels/run.py) and must run the doctor without a fail and the core subset of tests/
+(`pytest -m kernel`) without a failure. Plus the faults: a kernel package that does not exist, no
+qemu, a guest that hangs — each with a clear message, and no qemu process left.
+
+    sudo .venv/bin/python -m pytest platforms/test_kernels.py            (about 10 min per kernel under TCG)
+    sudo .venv/bin/python -m pytest platforms/test_kernels.py -k faults  (a minute)
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "kernels"))
+import run  # noqa: E402
+
+GUEST_TIMEOUT = int(os.environ.get("XDPLAB_VM_TIMEOUT", "1500"))
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="boots guests: needs root")
+
+
+def qemus():
+    return subprocess.run(["pgrep", "-a", "qemu-system"], capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    return run.fetch(list(run.SERIES))
+
+
+@pytest.fixture(autouse=True)
+def no_qemu_left():
+    assert not qemus(), f"qemu already running before the test: {qemus()}"
+    yield
+    run.kill_all()
+    assert not qemus(), f"the test left qemu running: {qemus()}"
+
+
+@pytest.mark.timeout(GUEST_TIMEOUT + 300)
+@pytest.mark.parametrize("series", run.SERIES)
+def test_kernel(kernels, series):
+    release, kdir = kernels[series]
+    result = run.boot(series, release, kdir)
+    print(run.table([result], markdown=False))
+    assert result["status"] == "done", f"guest {release}: {result['status']} " \
+                                       f"(stuck in {result['stuck_in']}), see {result['dir']}"
+    assert result["guest_links"] == ["lo"], f"the guest had network devices: {result['guest_links']}"
+    doctor = result["doctor"]
+    assert doctor is not None, f"no doctor report: see {result['dir']}/doctor.err"
+    fails = [f"{c['name']}: {c['summary']}" for c in doctor["checks"] if c["status"] == "fail"]
+    assert not fails, f"doctor on {release}: {fails}"
+    assert doctor["machine"].startswith(f"Linux {release}")
+    tests = result["tests"]
+    assert tests, f"no junit results: see {result['dir']}/pytest.log"
+    failed = {n: m for n, (s, m) in tests.items() if s == "fail"}
+    assert not failed, f"core tests failed on {release}: {failed}"
+    assert result["probe"] and "error" not in result["probe"].get("redirect", {}), \
+        f"the redirect probe broke: see {result['dir']}/probe.err"
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+def test_faults_a_missing_kernel_package_is_named_and_leaves_nothing():
+    env = dict(os.environ, XDPLAB_KERNEL_PKG_OVERRIDE="linux-image-0.0.0-nope-amd64")
+    res = subprocess.run(["bash", str(run.HERE / "fetch.sh"), "6.1"], capture_output=True,
+                         text=True, env=env)
+    assert res.returncode != 0
+    assert "linux-image-0.0.0-nope-amd64" in res.stderr and "cannot be" in res.stderr, res.stderr
+    assert not list((run.CACHE / "kernels").glob("0.0.0-nope*"))
+
+
+def test_faults_an_unknown_series_is_refused():
+    res = subprocess.run(["bash", str(run.HERE / "fetch.sh"), "4.19"], capture_output=True, text=True)
+    assert res.returncode != 0 and "unknown kernel series '4.19'" in res.stderr
+
+
+def test_faults_no_qemu_is_explained(kernels, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    release, kdir = kernels["6.1"]
+    with pytest.raises(run.MatrixError, match="no qemu-system-x86_64"):
+        run.boot("6.1", release, kdir)
+
+
+@pytest.mark.timeout(300)
+def test_faults_a_hanging_guest_is_killed_and_reported(kernels):
+    release, kdir = kernels["6.1"]
+    # 25 s: the guest boots, then hangs in the doctor (which takes ~90 s under TCG)
+    result = run.boot("6.1", release, kdir, steps=["doctor"], timeout=25, accel="tcg")
+    assert result["status"] == "hang"
+    assert not qemus()
+    row = run.cells(result)
+    assert "hang" in row.values(), row
