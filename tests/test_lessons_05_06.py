@@ -69,15 +69,21 @@ def test_wire_redirects_between_router_ports_and_the_veth_trap(line):
     frame = Ether(dst=s.mac) / IP(dst=s.ip) / UDP(dport=9) / b"wire"
     things = (r.iface(c), s.iface(), prog.maps["counters"], errors)
 
-    with measure(*things) as trap:                     # the server's veth has no NAPI
+    with measure(r.iface(s), *things) as trap:         # the server's veth has no NAPI
         c.send(frame, count=50)
     assert trap["counters"]["XDP_REDIRECT"].packets == 50
     assert "rx_packets" not in trap[s.iface()]
-    assert trap[r.iface(c)]["rx_dropped"] == 50
-    assert {(e.kind, e.err): n for e, n in trap["tracepoints"].items()} == {("redirect_err", -95): 50}
+    events = {(e.kind, e.err): n for e, n in trap["tracepoints"].items()}
+    if xdplab.probe().redirect_errors.value == "enqueue":        # Linux 6.3+
+        assert trap[r.iface(c)]["rx_dropped"] == 50 and events == {("redirect_err", -95): 50}, trap
+    else:                                                         # before: dropped at flush
+        assert trap[r.iface(s)]["tx_dropped"] == 50 and events == {("devmap_xmit", -6): 50}, trap
 
     att = prog.attach(r.iface(c))                      # fix_veth: GRO on at both peers
-    assert any("GRO" in n for n in att.notes) and s.iface().gro() and c.iface().gro()
+    if xdplab.probe().gro_takes_redirects:
+        assert any("GRO" in n for n in att.notes) and s.iface().gro() and c.iface().gro()
+    else:                                              # before 5.13: XDP_PASS programs instead
+        assert any("XDP_PASS" in n for n in att.notes) and s.iface().xdp().mode == "native"
     with measure(*things) as fixed:
         c.send(frame, count=50)
     assert fixed[s.iface()]["rx_packets"] == 50

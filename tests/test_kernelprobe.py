@@ -1,0 +1,193 @@
+"""xdplab.probe(): the real probe on this kernel, its decisions on recorded observations of other
+kernels (both branches of each), what the lessons adapt, and the xdp_devmap_xmit drops the
+lessons count on kernels before 6.3 — made to happen here, on purpose, with a peer MTU too small."""
+import os
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+
+import xdplab
+from xdplab import kernel, kernelprobe, qos, reaper
+from xdplab.features import xdp_features
+from xdplab.forwarding import measure
+from xdplab.kernelprobe import (ENQUEUE, FLUSH, UNKNOWN, KernelProbe, decide_gro,
+                                decide_live_frames, decide_qdiscs, decide_redirect_errors,
+                                decide_xdp_features)
+
+# What probe() measured on real kernels (sent 32 frames each time; GRO case: the same, GRO on)
+LINUX_6_18 = {"sent": 32, "ingress_rx_dropped": 32, "target_tx_dropped": 0, "arrived": 0}
+LINUX_6_1 = {"sent": 32, "ingress_rx_dropped": 0, "target_tx_dropped": 32, "arrived": 0}
+
+
+def lab_namespaces():
+    names = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
+    return {n for n in names if n.startswith(reaper.NS_PREFIX)}
+
+
+@pytest.fixture(scope="module")
+def measured():
+    """A fresh probe of this kernel, and the lab namespaces before and after it."""
+    before = lab_namespaces()
+    p = xdplab.probe(refresh=True)
+    return p, before, lab_namespaces()
+
+
+def test_the_real_probe_measures_this_kernel_and_leaves_nothing(measured):
+    p, before, after = measured
+    assert after <= before, f"the probe left namespaces: {after - before}"
+    assert p.release == os.uname().release and p.seconds > 0
+    red = p.redirect_errors
+    assert red.value in (ENQUEUE, FLUSH), red          # one of the two known behaviours
+    assert red.observed["sent"] == kernelprobe.FRAMES and red.observed["arrived"] == 0, red
+    lost = red.observed["ingress_rx_dropped"] + red.observed["target_tx_dropped"]
+    assert lost == kernelprobe.FRAMES, red              # every frame counted, on one side
+    assert p.gro_takes_redirects.observed["sent"] == kernelprobe.FRAMES
+    as_first_described = {"redirect_errors": red.value == ENQUEUE,
+                          "gro_takes_redirects": p.gro_takes_redirects.value is True,
+                          "live_frames": p.live_frames.value is True,
+                          "xdp_features": p.xdp_features.value is True,
+                          "qdiscs": all(p.qdiscs.value.values())}
+    for f in p.findings:
+        assert f.here and f.how and f.since, f
+        assert bool(f.instead) == (not as_first_described[f.name]), f     # says what instead
+
+
+def test_the_findings_agree_with_what_the_rest_of_xdplab_sees(measured, pair):
+    p = measured[0]
+    assert p.live_frames.value == kernel.live_frames_supported()
+    assert p.xdp_features.value == xdp_features(pair.server).available
+    assert p.qdiscs.value == {k: qos.have_qdisc(pair.server, k) for k in kernelprobe.QDISC_KINDS}
+    # the redirect check of the netdev features and the refusal at enqueue came in one change (6.3)
+    assert (p.redirect_errors.value == ENQUEUE) == p.xdp_features.value, p
+
+
+def test_the_redirect_accounting_the_probe_found_is_what_a_lab_sees(measured, pair):
+    """Lesson 05's trap, asked independently: redirect into a veth whose peer has no NAPI."""
+    p = measured[0]
+    with xdplab.Lab() as lab:
+        c, r, s = lab.host("client"), lab.host("router"), lab.host("server")
+        lab.link(c, r)
+        lab.link(r, s)
+        prog = lab.load("lesson10_redirect.c")
+        target = prog.maps["target"].table
+        target[0] = target.Leaf(r.iface(s).ifindex)
+        prog.attach(r.iface(c), fix_veth=False)
+        errors = xdplab.Tracepoints(lab)
+        with measure(r.iface(c), r.iface(s), s.iface(), errors) as seen:
+            c.send(Ether(dst=s.mac) / IP(dst=s.ip) / UDP(dport=9), count=20, method="af_packet")
+    events = {(e.kind, e.err): n for e, n in seen["tracepoints"].items()}
+    assert "rx_packets" not in seen[s.iface()], seen
+    if p.redirect_errors.value == ENQUEUE:
+        assert seen[r.iface(c)]["rx_dropped"] == 20 and events == {("redirect_err", -95): 20}, seen
+    else:
+        assert seen[r.iface(s)]["tx_dropped"] == 20 and events == {("devmap_xmit", -6): 20}, seen
+
+
+def test_probe_is_cached_and_refresh_measures_again(measured):
+    p = xdplab.probe()
+    assert xdplab.probe() is p
+    again = xdplab.probe(refresh=True)
+    assert again is not p and xdplab.probe() is again
+    assert again.redirect_errors.value == p.redirect_errors.value
+
+
+# --- decisions on recorded observations --------------------------------------------------------
+
+def test_refused_at_enqueue_as_on_linux_6_3_and_newer():
+    f = decide_redirect_errors(LINUX_6_18)
+    assert f.value == ENQUEUE and f.since == "6.3" and not f.instead
+    assert "-95" in f.here and "rx_dropped" in f.here and "32 counted as rx_dropped" in f.how
+
+
+def test_dropped_at_flush_as_on_linux_6_1():
+    f = decide_redirect_errors(LINUX_6_1)
+    assert f.value == FLUSH and "before Linux 6.3" in f.instead
+    assert "xdp_devmap_xmit" in f.here and "tx_dropped" in f.here and "-6" in f.here
+
+
+@pytest.mark.parametrize("obs", [
+    {"sent": 32, "ingress_rx_dropped": 16, "target_tx_dropped": 16, "arrived": 0},
+    {"sent": 32, "ingress_rx_dropped": 0, "target_tx_dropped": 0, "arrived": 0},
+    {"sent": 32, "ingress_rx_dropped": 0, "target_tx_dropped": 0, "arrived": 32},
+])
+def test_anything_else_is_unknown_and_says_what_was_seen(obs):
+    f = decide_redirect_errors(obs)
+    assert f.value == UNKNOWN and f.instead
+    assert f"{obs['arrived']} arrived" in f.here
+
+
+def test_gro_either_makes_the_peer_ready_or_does_not():
+    assert decide_gro({"sent": 32, "arrived": 32}).value is True
+    before_5_13 = decide_gro({"sent": 32, "arrived": 0})
+    assert before_5_13.value is False and "XDP_PASS" in before_5_13.instead
+
+
+def test_adaptations_name_each_lesson_that_differs():
+    newest = KernelProbe("6.18", decide_redirect_errors(LINUX_6_18), decide_gro({"sent": 1, "arrived": 1}),
+                         decide_live_frames(True), decide_xdp_features(True),
+                         decide_qdiscs(dict.fromkeys(kernelprobe.QDISC_KINDS, True)))
+    assert newest.adaptations() == {}
+    debian_12 = KernelProbe("6.1.0-28-amd64", decide_redirect_errors(LINUX_6_1),
+                            decide_gro({"sent": 1, "arrived": 1}), decide_live_frames(True),
+                            decide_xdp_features(False),
+                            decide_qdiscs(dict.fromkeys(kernelprobe.QDISC_KINDS, True)))
+    lines = debian_12.adaptations()
+    assert list(lines) == ["05", "10"], lines
+    assert lines["05"].startswith("redirect errors are counted at flush on this kernel (before 6.3)")
+    old = KernelProbe("5.10", decide_redirect_errors(LINUX_6_1), decide_gro({"sent": 1, "arrived": 0}),
+                      decide_live_frames(False), decide_xdp_features(False),
+                      decide_qdiscs({"tbf": True, "htb": True, "fq_codel": False, "netem": False}))
+    lines = old.adaptations()
+    assert list(lines) == ["05", "08", "10"], lines
+    assert "5.13" in lines["05"] and "5.18" in lines["10"] and "fq_codel" in lines["08"]
+    assert "fq_codel, netem" in old.qdiscs.instead and "5.10" in repr(old)
+
+
+# --- the tracepoint the older kernels report through -------------------------------------------
+
+def test_frames_dropped_at_flush_are_counted_as_devmap_xmit():
+    """On any kernel: a peer whose MTU is smaller than the frame refuses it at flush (veth
+    ndo_xdp_xmit, after the enqueue checked only the target's own MTU)."""
+    with xdplab.Lab() as lab:
+        c, r, s = lab.host("client"), lab.host("router"), lab.host("server")
+        lab.link(c, r)
+        lab.link(r, s)
+        s.run("ip link set dev eth0 mtu 500")
+        prog = lab.load("lesson10_redirect.c")
+        target = prog.maps["target"].table
+        target[0] = target.Leaf(r.iface(s).ifindex)
+        att = prog.attach(r.iface(c))                       # the peer gets NAPI, as fix_veth does
+        assert att.notes, att
+        errors = xdplab.Tracepoints(lab)
+        big = Ether(dst=s.mac) / IP(dst=s.ip) / UDP(dport=9) / bytes(900)
+        with measure(s.iface(), errors) as seen:
+            c.send(big, count=10, method="af_packet")
+        events = seen["tracepoints"]
+        # err 0: the driver took none of the frames, without an error code (too long for the peer)
+        assert events == {("lesson10_redirect", "router:eth1", "devmap_xmit", "XDP_REDIRECT", 0): 10}, \
+            events
+        assert "rx_packets" not in seen[s.iface()], seen
+        assert "devmap_xmit XDP_REDIRECT" in repr(errors)
+
+
+def test_where_gro_is_not_enough_fix_veth_gives_the_peer_a_native_program(measured, monkeypatch):
+    """The branch for kernels before 5.13, forced through the probe's answer: the XDP_PASS
+    program it attaches instead of GRO makes the redirect work on this kernel too."""
+    import dataclasses
+    p = measured[0]
+    old = dataclasses.replace(p, gro_takes_redirects=decide_gro({"sent": 32, "arrived": 0}))
+    monkeypatch.setattr(kernelprobe, "_cached", old)
+    with xdplab.Lab() as lab:
+        c, r, s = lab.host("client"), lab.host("router"), lab.host("server")
+        lab.link(c, r)
+        lab.link(r, s)
+        prog = lab.load("lesson10_redirect.c")
+        target = prog.maps["target"].table
+        target[0] = target.Leaf(r.iface(s).ifindex)
+        att = prog.attach(r.iface(c))
+        assert any("XDP_PASS" in n and "5.13" in n for n in att.notes), att.notes
+        assert s.iface().xdp().mode == "native" and not s.iface().gro()
+        with measure(s.iface()) as seen:
+            c.send(Ether(dst=s.mac) / IP(dst=s.ip) / UDP(dport=9), count=20, method="af_packet")
+        assert seen[s.iface()]["rx_packets"] == 20, seen
