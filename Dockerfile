@@ -1,13 +1,17 @@
 # xdplab in a container: JupyterLab with the lessons on port 8888.
 #
-#   docker build -t xdplab .
+#   make image          (or: DOCKER_BUILDKIT=1 docker build -t xdplab .)
 #   docker run --privileged -p 127.0.0.1:8888:8888 xdplab      # then open the URL from the log
+#
+# Behind a TLS-intercepting proxy: XDPLAB_CA_BUNDLE=/path/ca.pem make image (env/image.sh hands the
+# bundle in as a BuildKit secret: used by apt and pip during the build, kept in no layer).
 #
 # --privileged is required: the lessons create network namespaces, load and attach XDP programs
 # (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_BPF) and mount bpffs/tracefs. XDP runs in the kernel of the
 # machine (or of the Docker Desktop / WSL2 VM) the container runs on, never in the image; xdplab
 # only attaches programs to interfaces inside its own lab namespaces. See README, "Docker".
-FROM debian:12
+ARG BASE=debian:12
+FROM ${BASE}
 
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONDONTWRITEBYTECODE=1
@@ -26,9 +30,11 @@ RUN apt-get update -q \
 # (linux-headers-<arch>), since the kernel the container will run on is not known yet.
 COPY env/ env/
 COPY pyproject.toml ./
-RUN mkdir -p xdplab && touch xdplab/__init__.py \
+RUN --mount=type=secret,id=xdplab_ca \
+    mkdir -p xdplab && touch xdplab/__init__.py \
+ && if [ -s /run/secrets/xdplab_ca ]; then export XDPLAB_CA_BUNDLE=/run/secrets/xdplab_ca; fi \
  && bash env/install.sh \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* /root/.cache/pip
 COPY . .
 
 EXPOSE 8888

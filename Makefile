@@ -4,18 +4,24 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8888
 
-.PHONY: install lab test doctor clean bench
+# what `make test` runs: every test under tests/ unless told otherwise (make test PYTEST_ARGS=...)
+PYTEST_ARGS ?= tests
+
+.PHONY: install install-tests lab test doctor clean bench image test-install test-docker
 
 install:
 	@bash env/install.sh
+
+install-tests:
+	@bash env/install.sh --tests
 
 lab: install
 	@$(PY) -m xdplab doctor || true
 	@bash env/lab.sh $(HOST) $(PORT)
 
-test: install
+test: install-tests
 	@$(PY) -m xdplab doctor --quiet
-	$(PY) -m pytest -p no:cacheprovider tests
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 doctor: install
 	@$(PY) -m xdplab doctor
@@ -23,6 +29,26 @@ doctor: install
 bench: install
 	$(PY) benchmarks/run.py
 
+# The Docker image (README, "Docker"); XDPLAB_CA_BUNDLE=/path/ca.pem behind a TLS-intercepting proxy
+image:
+	@bash env/image.sh
+
+# Where learners run it (platforms/): a fresh minimal Debian 12, the Docker image. Heavy: CI runs
+# them after `make test`; `make test` itself needs neither Docker nor VMs.
+test-install: install-tests
+	$(PY) -m pytest -p no:cacheprovider platforms/test_fresh_install.py
+
+test-docker: install-tests
+	$(PY) -m pytest -p no:cacheprovider platforms/test_docker.py
+
 clean:
 	-@[ -x $(PY) ] && $(PY) -m xdplab reap --all || true
 	rm -rf $(VENV) .pytest_cache build *.egg-info xdplab/__pycache__ tests/__pycache__
+
+# The kernel matrix (platforms/kernels): Debian's own 5.10, 6.1 and 6.12 kernels booted with
+# virtme-ng under qemu, each running the doctor, the kernel probes and `pytest -m kernel`; prints
+# a table kernel x check. About 10 min per kernel under TCG. `make test-kernels KERNELS=6.1`
+.PHONY: test-kernels
+test-kernels:
+	@bash env/install.sh --tests
+	$(PY) platforms/kernels/run.py $(if $(KERNELS),--kernels $(KERNELS))

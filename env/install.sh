@@ -1,13 +1,41 @@
 #!/usr/bin/env bash
 # Installs whatever the lab needs and is missing. Idempotent: quick when nothing is missing.
 #   distro packages (apt) -> kernel header tree -> bpffs/tracefs -> .venv with pinned requirements
+#
+#   bash env/install.sh            what a learner needs (make lab, make doctor, the Docker image)
+#   bash env/install.sh --tests    also what the test suite needs: pytest, Playwright, chromium
+#
+# Behind a TLS-intercepting proxy (corporate networks), name its CA bundle (PEM) once:
+#   sudo XDPLAB_CA_BUNDLE=/path/to/ca.pem make lab
+# pip and apt (for https sources) then verify against it. Without it, pip's own `cert` setting
+# (pip config, PIP_CERT) applies as usual. Verification is never turned off.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 say() { printf '\033[1mxdplab:\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31mxdplab:\033[0m %s\n' "$*" >&2; exit 1; }
 
+tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) tests=1 ;;
+    *) die "unknown option '$arg' (usage: env/install.sh [--tests])" ;;
+  esac
+done
+
 [ "$(id -u)" = 0 ] || die "installing needs root: run 'sudo make lab' or 'sudo make test'."
+
+# --- 0. an extra CA bundle, when the network needs one --------------------------------
+apt_ca=()
+if [ -n "${XDPLAB_CA_BUNDLE:-}" ]; then
+  [ -r "$XDPLAB_CA_BUNDLE" ] && [ -s "$XDPLAB_CA_BUNDLE" ] \
+    || die "XDPLAB_CA_BUNDLE=$XDPLAB_CA_BUNDLE: no such file, or empty (name a PEM file of CA certificates)"
+  grep -q -- "-----BEGIN CERTIFICATE-----" "$XDPLAB_CA_BUNDLE" \
+    || die "XDPLAB_CA_BUNDLE=$XDPLAB_CA_BUNDLE holds no PEM certificate ('-----BEGIN CERTIFICATE-----')"
+  export PIP_CERT="$XDPLAB_CA_BUNDLE"
+  apt_ca=(-o "Acquire::https::CAInfo=$XDPLAB_CA_BUNDLE")
+  say "verifying TLS against the CA bundle $XDPLAB_CA_BUNDLE (XDPLAB_CA_BUNDLE)"
+fi
 
 # --- 1. supported distro -------------------------------------------------------------
 . /etc/os-release
@@ -18,9 +46,10 @@ esac
 
 # --- 2. distro packages ------------------------------------------------------------------
 pkgs=(python3-bpfcc python3-venv iproute2 iputils-ping tcpdump bpftool ethtool tcpreplay libbpf1 make)
-# chromium: for the browser test (tests/test_browser.py); Ubuntu has it only as a snap, so there
-# that test is skipped.
-if [ "$ID" = ubuntu ]; then pkgs=("${pkgs[@]/bpftool/linux-tools-common}"); else pkgs+=(chromium); fi
+if [ "$ID" = ubuntu ]; then pkgs=("${pkgs[@]/bpftool/linux-tools-common}"); fi
+# chromium: for the browser test (tests/test_browser.py) only; Ubuntu has it only as a snap, so
+# there that test is skipped.
+if [ $tests = 1 ] && [ "$ID" = debian ]; then pkgs+=(chromium); fi
 kver=$(uname -r)
 need_headers=0
 [ -e "/lib/modules/$kver/build/include" ] || need_headers=1
@@ -29,7 +58,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 missing=()
 for p in "${pkgs[@]}"; do installed "$p" || missing+=("$p"); done
 updated=0
-apt_update() { [ $updated = 1 ] || { say "apt-get update"; apt-get update -q >/dev/null; updated=1; }; }
+apt_update() { [ $updated = 1 ] || { say "apt-get update"; apt-get "${apt_ca[@]}" update -q >/dev/null; updated=1; }; }
 if [ $need_headers = 1 ]; then
   # The running kernel's own headers when the distro has them, else the distro's generic ones.
   if ls -d /usr/src/linux-headers-* >/dev/null 2>&1; then :
@@ -43,7 +72,7 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   apt_update
   say "installing: ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get "${apt_ca[@]}" install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # --- 3. a kernel header tree bcc can use -------------------------------------------------
@@ -65,14 +94,24 @@ if [ ! -x "$venv/bin/python" ]; then
   say "creating $venv from /usr/bin/python3 (--system-site-packages, for bcc's distro bindings)"
   /usr/bin/python3 -m venv --system-site-packages "$venv"
 fi
-stamp="$venv/.xdplab-requirements"
-want=$(cat "$repo/env/requirements.txt" "$repo/pyproject.toml" | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  say "installing pinned Python requirements into .venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$repo/env/requirements.txt"
-  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$repo"
+# requirements.txt: what a learner needs; requirements-test.txt: what the tests add. Each set
+# has its own stamp, so that `make lab` after `make test` (or the reverse) installs nothing.
+pip_args=(-q --disable-pip-version-check)
+sets=(requirements); [ $tests = 1 ] && sets+=(requirements-test)
+for set in "${sets[@]}"; do
+  stamp="$venv/.xdplab-$set"
+  want=$(cat "$repo/env/$set.txt" "$repo/pyproject.toml" | sha256sum | cut -d' ' -f1)
+  [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && continue
+  say "installing the pinned Python packages of env/$set.txt into .venv"
+  "$venv/bin/pip" install "${pip_args[@]}" -r "$repo/env/$set.txt" \
+    || die "pip could not install env/$set.txt (above). Behind a TLS-intercepting proxy, name its CA bundle: XDPLAB_CA_BUNDLE=/path/ca.pem (see README)"
+  if [ "$set" = requirements ]; then
+    # xdplab itself, editable, built by the venv's setuptools with the pinned wheel (no download)
+    "$venv/bin/pip" install "${pip_args[@]}" --no-deps --no-build-isolation -e "$repo" \
+      || die "pip could not install xdplab itself into .venv (above)"
+  fi
   echo "$want" > "$stamp"
-fi
+done
 # The venv's python as the notebooks' kernel "xdplab" (inside .venv, so JupyterLab offers it).
 if ! grep -qs "\"$venv/bin/python\"" "$venv/share/jupyter/kernels/xdplab/kernel.json"; then
   say "registering the notebook kernel 'Python (xdplab)'"

@@ -111,11 +111,17 @@ def test_killed_lab_process_is_reaped(sig):
     assert lab_id and any(n.startswith(f"xl-{lab_id}-") for n in ns_list())
     child.send_signal(sig)
     child.wait(timeout=10)
+    # The watchdog removes the namespaces, then the state file: wait for the whole removal
+    # (asserting the state file the moment the namespaces are gone raced the watchdog).
+    state_file = reaper.STATE_DIR / f"{lab_id}.json"
+
+    def left():
+        return [n for n in ns_list() if n.startswith(f"xl-{lab_id}-")] + \
+               ([state_file.name] if state_file.exists() else [])
     deadline = time.time() + 15
-    while time.time() < deadline and any(n.startswith(f"xl-{lab_id}-") for n in ns_list()):
+    while time.time() < deadline and left():
         time.sleep(0.1)
-    assert not any(n.startswith(f"xl-{lab_id}-") for n in ns_list())
-    assert not (reaper.STATE_DIR / f"{lab_id}.json").exists()
+    assert not left(), f"15 s after the owner died, the watchdog had not removed: {left()}"
 
 
 def test_next_lab_reaps_a_dead_lab_when_its_watchdog_died_too():
