@@ -5,8 +5,8 @@ image is made from the minimal Debian 12 rootfs (`docker import`) when `debian:1
 pulled (no image registry is reachable from our machines), the image is built by `env/image.sh`
 (the CA bundle of this machine's pip handed in as a BuildKit secret), and a container of it, with
 no network at all, starts JupyterLab, passes the doctor and runs one lesson with nbclient. Nothing
-is left: the container goes, with every lab namespace inside it; the image goes too unless
-XDPLAB_KEEP_IMAGE=1.
+is left: the container goes, with every lab namespace inside it; the images and the build cache
+go too unless XDPLAB_KEEP_IMAGE=1.
 
 Run: sudo make test-docker
 """
@@ -25,7 +25,7 @@ import rootfs
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else shutil.which("docker")
-IMAGE = f"xdplab-test:{os.getpid()}"
+IMAGE = "xdplab-test:latest"
 BASE = "xdplab-base:bookworm"
 LESSON = "notebooks/01-hello-xdp.ipynb"
 TOKEN = "docker-test"
@@ -63,6 +63,11 @@ def docker(*args, check=True, timeout=120, **kw):
     if check and res.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)} failed:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
     return res
+
+
+def keep():
+    """XDPLAB_KEEP_IMAGE=1 keeps the images (the next run builds from its cache)."""
+    return os.environ.get("XDPLAB_KEEP_IMAGE") == "1"
 
 
 def engine_running():
@@ -112,11 +117,13 @@ def stop(proc):
 def base(engine):
     """debian:12 when it can be pulled, else the minimal Debian 12 rootfs imported as BASE."""
     if docker("image", "inspect", "debian:12", check=False).returncode == 0:
-        return "debian:12"
-    pulled = docker("pull", "debian:12", check=False, timeout=120)
-    if pulled.returncode == 0:
-        return "debian:12"
-    if docker("image", "inspect", BASE, check=False).returncode != 0:
+        yield "debian:12"
+        return
+    if docker("pull", "debian:12", check=False, timeout=120).returncode == 0:
+        yield "debian:12"
+        return
+    made = docker("image", "inspect", BASE, check=False).returncode != 0
+    if made:
         root = rootfs.minbase()
         tar = subprocess.Popen(["tar", "-C", str(root), "--exclude=./.xdplab-complete", "-c", "."],
                                stdout=subprocess.PIPE)
@@ -124,7 +131,9 @@ def base(engine):
                              text=True, timeout=600)
         tar.wait()
         assert res.returncode == 0, f"docker import failed: {res.stderr}"
-    return BASE
+    yield BASE
+    if made and not keep():
+        docker("image", "rm", "-f", BASE, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -140,9 +149,9 @@ def image(engine, base):
                              stderr=subprocess.STDOUT, timeout=2400)
     assert res.returncode == 0, f"the image did not build:\n{log.read_text()[-4000:]}"
     yield IMAGE
-    if os.environ.get("XDPLAB_KEEP_IMAGE") != "1":
+    if not keep():
         docker("image", "rm", "-f", IMAGE, check=False)
-        docker("builder", "prune", "-f", check=False, timeout=300)
+        docker("builder", "prune", "-af", check=False, timeout=300)
 
 
 @pytest.fixture
