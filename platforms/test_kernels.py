@@ -22,7 +22,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="boots guests: needs r
 
 
 def qemus():
-    return subprocess.run(["pgrep", "-a", "qemu-system"], capture_output=True, text=True).stdout
+    """qemu processes of the kernel matrix (other guests on the machine are not ours)."""
+    return subprocess.run(["pgrep", "-af", f"qemu-system.* -name {run.QEMU_NAME}"],
+                          capture_output=True, text=True).stdout
 
 
 @pytest.fixture(scope="module")

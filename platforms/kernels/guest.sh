@@ -33,21 +33,22 @@ export HOME=/tmp/home PYTHONDONTWRITEBYTECODE=1 TMPDIR=/tmp MPLCONFIGDIR=/tmp/ho
 
 if has doctor; then
   log "doctor begin"
-  "$py" -m xdplab doctor --json > "$out/doctor.json" 2> "$out/doctor.err"
+  timeout -k 10 900 "$py" -m xdplab doctor --json > "$out/doctor.json" 2> "$out/doctor.err"
   echo $? > "$out/doctor.rc"
-  log "doctor end"
+  log "doctor end rc=$(cat "$out/doctor.rc")"
 fi
 if has probe; then
   log "probe begin"
-  "$py" "$repo/platforms/kernels/probe.py" > "$out/probe.json" 2> "$out/probe.err"
-  log "probe end"
+  timeout -k 10 900 "$py" "$repo/platforms/kernels/probe.py" > "$out/probe.json" 2> "$out/probe.err"
+  rc=$?
+  log "probe end rc=$rc"
 fi
 if has tests; then
   log "tests begin"
-  "$py" -m pytest -p no:cacheprovider -m kernel -v -rA --junitxml="$out/junit.xml" \
+  timeout -k 10 1500 "$py" -m pytest -p no:cacheprovider -m kernel -v -rA --junitxml="$out/junit.xml" \
       -o junit_family=xunit2 tests > "$out/pytest.log" 2>&1
   echo $? > "$out/pytest.rc"
-  log "tests end"
+  log "tests end rc=$(cat "$out/pytest.rc")"
 fi
 log "done"
 echo ok > "$out/done"

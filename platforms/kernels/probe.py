@@ -5,9 +5,10 @@ only builds its own lab (namespaces, veths) and removes it. Nothing here asserts
 the kernel does, raw, so that platforms/kernels/FINDINGS.md and a feature probe in xdplab can be
 built from it.
 
-  redirect  lesson 05's devmap wire (bpf/lesson05_redirect.c, native on the router's port facing
-            the client) sends 50 frames into the router's veth towards the server, whose end has
-            no XDP program and GRO off ("trap"), then GRO on ("gro"). Recorded per case: every
+  redirect  a native `return bpf_redirect(eth1, 0)` on the router's port facing the client sends
+            50 frames into the router's veth towards the server, whose end has no XDP program and
+            GRO off ("trap"), then GRO on ("gro"), then GRO off and a native XDP_PASS program
+            ("peer_xdp"). Recorded per case: every
             xdp:* tracepoint event (tracefs instance of our own) by name and err, the deltas of
             the link counters (IFLA_STATS64) and of ethtool -S of every lab interface involved.
   live      whether BPF_PROG_TEST_RUN accepts BPF_F_TEST_XDP_LIVE_FRAMES (and the errno if not)
@@ -109,50 +110,60 @@ class XdpEvents:
             self.dir.rmdir()
 
 
+BPF_CALL, BPF_FUNC_redirect = 0x85, 23
+
+
+def redirect_program(ifindex):
+    """`return bpf_redirect(ifindex, 0);` as raw instructions: no compile (clang under TCG takes
+    minutes), and since Linux 5.6 bpf_redirect() takes the same bulk-queue path as lesson 05's
+    bpf_redirect_map() into a devmap (kernel/bpf/devmap.c)."""
+    return (kernel.insn(kernel.BPF_MOV64_IMM, dst=1, imm=ifindex)
+            + kernel.insn(kernel.BPF_MOV64_IMM, dst=2, imm=0)
+            + kernel.insn(BPF_CALL, imm=BPF_FUNC_redirect) + kernel.insn(kernel.BPF_EXIT))
+
+
 def probe_redirect(lab):
     from scapy.layers.inet import IP, UDP
     from scapy.layers.l2 import Ether
-    from xdplab.forwarding import devmap_set
+    from xdplab.program import set_xdp
     c, r, s = lab["client"], lab["router"], lab["server"]
-    t0 = time.perf_counter()
-    prog = lab.load("lesson05_redirect.c")
-    compile_s = time.perf_counter() - t0
-    tx_port = prog.maps["tx_port"].declare(key="int")
-    devmap_set(tx_port, r.iface(c), r.iface(s))
-    devmap_set(tx_port, r.iface(s), r.iface(c))
-    prog.attach(r.iface(c), fix_veth=False)
-    prog.attach(r.iface(s), fix_veth=False)
-    s.iface().gro(False)
-    c.iface().gro(False)
-    ifaces = {"client:eth0": c.iface(), "router:eth0 (from client, XDP)": r.iface(c),
-              "router:eth1 (redirect target)": r.iface(s), "server:eth0 (peer, no XDP)": s.iface()}
+    rin, rout, peer = r.iface(c), r.iface(s), s.iface()
+    ifaces = {"client:eth0": c.iface(), "router:eth0 (XDP, redirects)": rin,
+              "router:eth1 (redirect target)": rout, "server:eth0 (target's peer)": peer}
     frame = Ether(dst=s.mac) / IP(dst=s.ip) / UDP(dport=9) / b"probe"
+    red = kernel.load_xdp_bytecode(redirect_program(rout.ifindex), "xdplab_kprobe")
+    passer = kernel.load_xdp_bytecode(kernel.xdp_return(2), "xdplab_kpass")      # XDP_PASS
     events = XdpEvents()
     cases = {}
     try:
-        for case, gro in (("trap", False), ("gro", True)):
-            s.iface().gro(gro)
+        set_xdp(r.ns, rin.name, red, "native")
+        # trap: the peer has no XDP program and GRO off (no NAPI); gro: GRO on at the peer;
+        # peer_xdp: GRO off again, a native XDP_PASS program on the peer
+        for case in ("trap", "gro", "peer_xdp"):
+            note(f"redirect: case {case}")
+            peer.gro(case == "gro")
+            if case == "peer_xdp":
+                set_xdp(s.ns, peer.name, passer, "native")
             events.take()
             before = {n: (link_counters(i), ethtool_counters(i)) for n, i in ifaces.items()}
-            counters_before = prog.maps["counters"].snapshot()
             report = c.send(frame, count=FRAMES, method="af_packet")
             time.sleep(1.0)
             after = {n: (link_counters(i), ethtool_counters(i)) for n, i in ifaces.items()}
-            counted = prog.maps["counters"].snapshot()
             cases[case] = {
-                "server_gro": s.iface().gro(),
-                "sent": report.sent,
-                "program_actions": {str(k): (v.packets if hasattr(v, "packets") else v)
-                                    - getattr(counters_before.get(k), "packets",
-                                              counters_before.get(k) or 0)
-                                    for k, v in counted.items()},
+                "peer_gro": peer.gro(), "peer_xdp": case == "peer_xdp", "sent": report.sent,
                 "tracepoints": events.take(),
                 "link": {n: delta(before[n][0], after[n][0]) for n in ifaces},
                 "ethtool": {n: delta(before[n][1], after[n][1]) for n in ifaces},
             }
+            if case == "peer_xdp":
+                set_xdp(s.ns, peer.name, -1, "native")
+        set_xdp(r.ns, rin.name, -1, "native")
     finally:
         events.close()
-    return {"frames": FRAMES, "compile_seconds": round(compile_s, 1), "cases": cases}
+        os.close(red)
+        os.close(passer)
+    return {"frames": FRAMES, "program": "return bpf_redirect(ifindex of router:eth1, 0), native "
+            "on router:eth0; frames sent from client by AF_PACKET", "cases": cases}
 
 
 def probe_live(lab):
@@ -204,8 +215,14 @@ def probe_qdiscs(lab):
     return out
 
 
+def note(msg):
+    """Progress on stderr (probe.err in a guest): where a slow or stuck probe is."""
+    print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
+
+
 def main():
     result = {"kernel": platform.release(), "version": platform.version()}
+    note(f"probe on {platform.release()}")
     with xdplab.Lab() as lab:
         c, r, s = lab.host("client"), lab.host("router"), lab.host("server")
         lab.link(c, r)
@@ -213,11 +230,23 @@ def main():
         for name, fn in (("live_frames", probe_live), ("features", probe_features),
                          ("qdiscs", probe_qdiscs), ("redirect", probe_redirect)):
             t0 = time.perf_counter()
+            note(f"{name} begin")
             try:
                 result[name] = fn(lab)
             except Exception as e:   # a probe that breaks is a finding too
                 result[name] = {"error": f"{type(e).__name__}: {e}"}
             result[name]["seconds"] = round(time.perf_counter() - t0, 1)
+            note(f"{name} end ({result[name]['seconds']} s)")
+    # what xdplab's own feature probe (xdplab.probe(), used by the lessons) concludes here
+    t0 = time.perf_counter()
+    note("xdplab.probe() begin")
+    try:
+        p = xdplab.probe()
+        result["xdplab_probe"] = {f.name: {"value": f.value, "since": f.since, "here": f.here,
+                                           "observed": f.observed} for f in p.findings}
+    except Exception as e:
+        result["xdplab_probe"] = {"error": f"{type(e).__name__}: {e}"}
+    result["xdplab_probe"]["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(result, indent=2, default=str))
 
 

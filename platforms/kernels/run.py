@@ -38,6 +38,7 @@ STEPS = ("doctor", "probe", "tests")
 OK, ADAPTED, FAIL, HANG, NOTRUN = "ok", "adapted", "fail", "hang", "not run"
 
 _groups = set()          # process groups of running guests
+QEMU_NAME = "xdplab-kernels-"   # qemu -name of our guests (pgrep -f "name xdplab-kernels-")
 
 
 class MatrixError(Exception):
@@ -175,7 +176,7 @@ def _boot_once(virtme, series, release, kimg, out, steps, timeout, accel, boot_d
     cmd = [str(virtme), "--kimg", str(kimg), "--mods", "auto",
            "--memory", os.environ.get("XDPLAB_VM_MEMORY", "3G"),
            "--cpus", os.environ.get("XDPLAB_VM_CPUS", "2"),
-           "--name", f"xdplab-{series}", "--rwdir", str(out), "--show-boot-console",
+           "--name", f"{QEMU_NAME}{series}", "--rwdir", str(out), "--show-boot-console",
            "--script-sh", script]
     if accel == "tcg":
         cmd.append("--disable-kvm")
@@ -210,6 +211,7 @@ def _boot_once(virtme, series, release, kimg, out, steps, timeout, accel, boot_d
     if status is None:
         status = "done" if (out / "done").exists() else "crashed"
     result = collect(series, release, out, steps, status, seconds, accel)
+    (out / "result.json").write_text(json.dumps(result, indent=2))
     log(f"{release}: {status} after {seconds:.0f} s")
     return result
 
@@ -249,12 +251,12 @@ def collect(series, release, out, steps, status, seconds, accel):
     for line in (out / "progress").read_text().splitlines() if (out / "progress").exists() else ():
         t, what = line.split(" ", 1)
         name, _, edge = what.partition(" ")
+        edge = edge.split(" ")[0]
         if edge == "begin":
             begun[name] = int(t)
         elif edge == "end" and name in begun:
-            timings[name] = int(t) - begun[name]
-    stuck = next((l.split()[0] for l in reversed(progress) if l.endswith(" begin")
-                  and l.replace(" begin", " end") not in progress), None)
+            timings[name] = int(t) - begun.pop(name)
+    stuck = next(iter(begun), None)          # a step begun and never ended
     guest = (out / "guest.txt").read_text() if (out / "guest.txt").exists() else ""
     links = next((l.split(":", 1)[1].split() for l in guest.splitlines() if l.startswith("links:")),
                  None)
@@ -391,12 +393,33 @@ def table(results, markdown=True):
     return "\n".join(lines)
 
 
+def stored(series):
+    """The last result of each kernel series (from its run directory), in the order asked."""
+    found = {}
+    for path in RUNS.glob("*/result.json"):
+        r = _json(path)
+        if r and r.get("series") in series:
+            if r["series"] not in found or path.stat().st_mtime > found[r["series"]][0]:
+                found[r["series"]] = (path.stat().st_mtime, r)
+    return [found[s][1] for s in series if s in found]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--kernels", default=",".join(SERIES), help="comma-separated: 5.10,6.1,6.12")
     p.add_argument("--steps", default=",".join(STEPS), help="comma-separated: doctor,probe,tests")
     p.add_argument("--timeout", type=int, help="seconds per guest (XDPLAB_VM_TIMEOUT, 1500)")
+    p.add_argument("--report", action="store_true",
+                   help="boot nothing: print the table of the last run of each kernel")
     args = p.parse_args(argv)
+    if args.report:
+        results = stored([s for s in args.kernels.split(",") if s])
+        if not results:
+            say(f"no stored results under {RUNS}: run without --report first")
+            return 2
+        (RUNS / "table.md").write_text(table(results) + "\n")
+        print(table(results, markdown=False))
+        return 0 if all(overall(r) for r in results) else 1
     if os.geteuid() != 0:
         say("needs root: sudo make test-kernels")
         return 2
