@@ -16,8 +16,6 @@ text the log quotes.
 import contextlib
 import ctypes
 import difflib
-import faulthandler
-import hashlib
 import os
 import re
 import sys
@@ -61,44 +59,6 @@ def capture_stderr():
             os.close(saved)
             f.seek(0)
             cap.text = f.read().decode("utf-8", "replace")
-
-
-_COMPILED = set()           # (source, cflags) that compile_in_child found harmless
-
-
-def compile_in_child(text, cflags=()):
-    """Compile `text` with bcc in a forked child and return what it printed on fd 2, or None if it
-    compiled. LLVM's BPF backend ends the *process* with exit(1) on some errors (e.g. "BPF stack
-    limit of 512 bytes is exceeded"), which would kill a notebook's kernel; a child absorbs that.
-    Costs one extra compile, once per distinct (text, cflags)."""
-    import bcc
-    key = hashlib.sha256(repr((text, list(cflags))).encode()).hexdigest()
-    if key in _COMPILED:
-        return None
-    with tempfile.TemporaryFile() as f:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:                                         # child: compile, report, never return
-            code = 3
-            try:
-                faulthandler.disable()                       # LLVM may abort(): no Python dump
-                os.dup2(f.fileno(), 2)
-                os.dup2(f.fileno(), 1)
-                try:
-                    bcc.BPF(text=text, cflags=list(cflags))
-                    code = 0
-                except BaseException:
-                    code = 2
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        f.seek(0)
-        out = f.read().decode("utf-8", "replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        return out or "the compiler crashed without a message"
-    _COMPILED.add(key)
-    return None
 
 
 # -- where is that line? ---------------------------------------------------------------------------
@@ -216,7 +176,7 @@ def _find(source, words, function=None):
 # -- clang -------------------------------------------------------------------------------------------
 _DIAG = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?P<col>\d+): "
                    r"(?P<kind>fatal error|error|warning|note): (?P<msg>.*)$")
-_BACKEND = [  # LLVM's BPF backend: these end the process (see compile_in_child); lines are bcc's main.c
+_BACKEND = [  # LLVM's BPF backend: these end the process (see compile_helper); lines are bcc's main.c
     re.compile(r"^error: (?:/virtual/main\.c:(?P<line>\d+):\d+: )?.*?in function (?P<fn>\w+)[^:]*: "
                r"(?P<msg>.*)$"),
     re.compile(r"^Error at line (?P<line>\d+): (?P<msg>.*?)(?: for DAG:.*)?$"),
@@ -556,20 +516,21 @@ def full_log(bpf, function, prog_type=6, size=1 << 21):
     return buf.value.decode("utf-8", "replace")
 
 
-def verifier_error(log_text, source, function, listing=None, bpf=None):
+def verifier_error(log_text, source, function, listing=None, bpf=None, full=None):
     """A VerifierError for the verifier's log `log_text` (bcc's fd 2 during load_func, or the
     exception text when nothing was printed) rejecting `function` of the learner's `source`.
     `listing`: the fd-2 text of a compile with debug=DEBUG_SOURCE, used to find the line when the
     log has no line info (bcc drops BTF when the kernel answers EINVAL). `bpf`: the bcc.BPF object,
-    used to fetch the log that bcc does not print when the verifier gave up (E2BIG).
+    used to fetch the log that bcc does not print when the verifier gave up (E2BIG); `full`: that
+    log, fetched already (by the compile helper).
     No log and EPERM gives a PrivilegeError."""
     text = log_text or ""
     lines = text.splitlines()
     insns = [i for i, ln in enumerate(lines) if _INSN.match(ln)]
     if not insns and re.search(r"Operation not permitted|Need super-user", text):
         return PrivilegeError(f"not allowed to load the BPF program {function}", PRIVILEGE_HINT)
-    if not insns and bpf is not None and _TOO_LARGE_NO_LOG.search(text):
-        more = full_log(bpf, function)
+    if not insns and (bpf is not None or full) and _TOO_LARGE_NO_LOG.search(text):
+        more = full if full else full_log(bpf, function)
         if more.strip():
             return verifier_error(more, source, function, listing=listing)
     last = insns[-1] if insns else -1

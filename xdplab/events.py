@@ -106,11 +106,17 @@ class in6_addr(ctypes.Union):              # noqa: N801 — maps types a struct 
 def event_type(bpf, map_name):
     """(ctypes Structure, {field: (C type name,)}) of what `map_name` carries, from bcc's
     description of the struct passed to perf_submit/ringbuf_output."""
-    from bcc import libbcc
-    lib, name = libbcc.lib, map_name.encode()
+    info = getattr(bpf, "table_info", {}).get(map_name)
+    if info is not None:                       # described by the compile helper
+        described = info.fields
+    else:
+        from bcc import libbcc
+        lib, name = libbcc.lib, map_name.encode()
+        described = [lib.bpf_perf_event_field(bpf.module, name, i).decode()
+                     for i in range(lib.bpf_perf_event_fields(bpf.module, name))]
     fields, hints = [], {}
-    for i in range(lib.bpf_perf_event_fields(bpf.module, name)):
-        fname, ctext = lib.bpf_perf_event_field(bpf.module, name, i).decode().split("#", 1)
+    for field in described:
+        fname, ctext = field.split("#", 1)
         base, dims = re.match(r"^(.*?)\s*((?:\[\d+\])*)$", ctext).groups()
         ctype = (_c.c_uint64 if base.endswith("*") else _c.c_int32 if base.startswith("enum ")
                  else in6_addr if base == "struct in6_addr" else _C_TYPES.get(base))

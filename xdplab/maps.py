@@ -430,7 +430,9 @@ def rates(prev, cur, dt, codec=None):
 
 # -- maps -----------------------------------------------------------------------------------------
 def table_names(bpf):
-    """Names of every map declared by a bcc module."""
+    """Names of every map declared by a bcc module (a bcc.BPF, or the compile helper's Loaded)."""
+    if hasattr(bpf, "table_names"):
+        return bpf.table_names()
     from bcc import libbcc
     lib = libbcc.lib
     lib.bpf_num_tables.restype = ctypes.c_size_t
@@ -438,6 +440,17 @@ def table_names(bpf):
     lib.bpf_table_name.restype = ctypes.c_char_p
     lib.bpf_table_name.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
     return [lib.bpf_table_name(bpf.module, i).decode() for i in range(lib.bpf_num_tables(bpf.module))]
+
+
+def table_facts(bpf, name):
+    """(fd, key description, leaf description) of map `name`, as bcc describes them (JSON)."""
+    info = getattr(bpf, "table_info", {}).get(name)
+    if info is not None:
+        return info.fd, info.key_desc, info.leaf_desc
+    from bcc import libbcc
+    lib, bname = libbcc.lib, name.encode()
+    return (lib.bpf_table_fd(bpf.module, bname), lib.bpf_table_key_desc(bpf.module, bname).decode(),
+            lib.bpf_table_leaf_desc(bpf.module, bname).decode())
 
 
 class Maps(collections.abc.Mapping):
@@ -473,10 +486,9 @@ class Map:
     """One BPF map of a program; see the module doc."""
 
     def __init__(self, program, name):
-        from bcc import BPF, libbcc
+        from bcc import BPF
         self.program, self.name = program, name
-        bname = name.encode()
-        self.fd = libbcc.lib.bpf_table_fd(program.bpf.module, bname)
+        self.fd, key_desc, leaf_desc = table_facts(program.bpf, name)
         info = map_info(self.fd)
         self.id, self.max_entries = info.id, info.max_entries
         self.kind = MAP_TYPES[info.type] if info.type < len(MAP_TYPES) else f"type {info.type}"
@@ -488,10 +500,8 @@ class Map:
         self.Key = self.Leaf = None
         if self.kind not in NOT_READABLE:
             # the ctypes types bcc derives from the C declarations (without building its Table)
-            self.Key = BPF._decode_table_type(json.loads(libbcc.lib.bpf_table_key_desc(
-                program.bpf.module, bname).decode()))
-            self.Leaf = BPF._decode_table_type(json.loads(libbcc.lib.bpf_table_leaf_desc(
-                program.bpf.module, bname).decode()))
+            self.Key = BPF._decode_table_type(json.loads(key_desc))
+            self.Leaf = BPF._decode_table_type(json.loads(leaf_desc))
         self._hints = btf_hints(info.btf_id, info.btf_key_type_id, info.btf_value_type_id)
         self._declared = {"key": None, "value": None}
         self._batch_ok = self.kind in {"hash", "lru_hash", "percpu_hash", "lru_percpu_hash",

@@ -88,39 +88,30 @@ class Program:
         self._fns = {}
         self.bpf = None
         headers.ensure()
-        bcc = _bcc()
+        _bcc()
         flags = [f"-I{INCLUDE}", *diagnostics.CFLAGS, *cflags]
+        from . import compiler
         from .capture import prepare
         text = prepare(self.source)      # adds what a program using CAPTURE() needs; lines kept
-        crashed = diagnostics.compile_in_child(text, flags)   # LLVM may exit() the process
-        if crashed:
-            raise diagnostics.compile_error(crashed, self.source)
-        with diagnostics.capture_stderr() as err:
-            try:
-                self.bpf = bcc.BPF(text=text.encode(), cflags=flags,
-                                   debug=diagnostics.DEBUG_SOURCE)
-            except Exception:
-                pass
-        if self.bpf is None:
-            raise diagnostics.compile_error(err.text, self.source)
-        listing = err.text
         self.functions = xdp_functions(self.source)
+        try:
+            # one clang run, in the compile helper: LLVM may exit() the process it runs in
+            self.bpf = compiler.load(text, flags, self.functions)
+        except compiler.Crashed as e:
+            raise diagnostics.compile_error(e.text, self.source) from None
+        except compiler.Failed as e:
+            if e.reply is None:
+                raise diagnostics.compile_error(e.text, self.source) from None
+            r = e.reply
+            raise diagnostics.verifier_error(r["log"], self.source, r["function"],
+                                             listing=r.get("listing"), full=r.get("full")) from None
+        self.cached = self.bpf.cached
         if not self.functions:
             self.close()
             raise LabError("no XDP function found in the program",
                            "an XDP program is a function 'int NAME(struct xdp_md *ctx)' returning an "
                            "XDP action such as XDP_PASS")
-        for fn in self.functions:
-            with diagnostics.capture_stderr() as err:
-                try:
-                    self._fns[fn] = self.bpf.load_func(fn.encode(), bcc.BPF.XDP)
-                except Exception as e:
-                    failure = e
-            if fn not in self._fns:
-                error = diagnostics.verifier_error(err.text or str(failure), self.source, fn,
-                                                   listing=listing, bpf=self.bpf)
-                self.close()
-                raise error
+        self._fns = dict(self.bpf.funcs)
         from .maps import Maps
         self.maps = Maps(self)
 
@@ -229,7 +220,9 @@ def set_xdp(ns, ifname, fd, mode):
     if rc < 0:
         what = "attach a program to" if fd >= 0 else "remove the program from"
         where = f"{ns.rsplit('-', 1)[-1]}:{ifname}" if ns else ifname
-        raise LabError(f"could not {what} {where} in {mode} mode: {err.text.strip() or os.strerror(-rc)}",
+        # libbpf's own lines ("libbpf: Kernel error message: ...") repeat what bcc says next
+        said = "\n".join(ln for ln in err.text.splitlines() if not ln.startswith("libbpf: ")).strip()
+        raise LabError(f"could not {what} {where} in {mode} mode: {said or os.strerror(-rc)}",
                        "try mode='generic'" if mode == "native" and fd >= 0 else None)
 
 

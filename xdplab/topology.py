@@ -286,6 +286,8 @@ class Lab:
             [sys.executable, reaper.__file__, "--watch", self.id], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         _live_labs.add(self)
+        from . import compiler
+        compiler.prestart()          # the compile helper warms up while the lab is built
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def _write_state(self):

@@ -1,0 +1,208 @@
+"""The compile helper: one clang run per new source in a process of its own, a cache for re-runs
+that never serves another header tree or kernel, programs and maps owned by the notebook's
+process, and a helper that dies with it."""
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from scapy.all import IP, UDP, Ether
+
+import xdplab
+from xdplab import compiler
+from xdplab.errors import CompileError
+
+COUNT = r"""
+BPF_ARRAY(seen, u64, 1);
+int xdp_seen(struct xdp_md *ctx) {
+    u32 key = 0;
+    u64 *v = seen.lookup(&key);
+    if (v)
+        *v += 1;
+    return VERDICT;
+}
+"""
+BIG_STACK = """
+int xdp_prog(struct xdp_md *ctx) {
+    char buf[600];
+    buf[ctx->ingress_ifindex & 511] = 1;
+    return buf[ctx->rx_queue_index & 511] ? XDP_DROP : XDP_PASS;
+}
+"""
+_libbpf = ctypes.CDLL("libbpf.so.1", use_errno=True)
+
+
+def _exists(get, obj_id, settle=5.0):
+    """Whether the kernel still has the object; a freed one may take an RCU grace period to go,
+    so an object is taken as gone only once the id stops resolving within `settle` seconds."""
+    deadline = time.monotonic() + settle
+    while True:
+        fd = get(ctypes.c_uint32(obj_id))
+        if fd < 0:
+            return False
+        os.close(fd)
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.02)
+
+
+def map_exists(map_id):
+    return _exists(_libbpf.bpf_map_get_fd_by_id, map_id)
+
+
+def prog_exists(prog_id):
+    return _exists(_libbpf.bpf_prog_get_fd_by_id, prog_id)
+
+
+def prog_id(prog):
+    info = (ctypes.c_uint32 * 64)()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    assert _libbpf.bpf_obj_get_info_by_fd(prog.fd(), info, ctypes.byref(size)) == 0
+    return info[1]                 # struct bpf_prog_info: type, id, ...
+
+
+def verdict(prog):
+    return prog.test_run(Ether() / IP() / UDP()).verdict
+
+
+def test_rerun_is_cached_with_fresh_maps_and_its_own_program(lab):
+    src = COUNT.replace("VERDICT", "XDP_DROP") + "// rerun test\n"
+    first = lab.load(src)
+    assert first.cached is False
+    verdict(first)
+    verdict(first)
+    second = lab.load(src)                        # the cell run again: no clang this time
+    assert second.cached is True
+    assert second.maps["seen"].snapshot() == {0: 0}            # new maps, not the first's
+    assert first.maps["seen"].snapshot() == {0: 2}
+    assert second.maps["seen"].id != first.maps["seen"].id
+    assert prog_id(second) != prog_id(first)
+    assert verdict(second) == "XDP_DROP" and second.maps["seen"].snapshot() == {0: 1}
+    ids = first.maps["seen"].id, prog_id(first)
+    first.close()                                 # closing one leaves the other working
+    assert not map_exists(ids[0]) and not prog_exists(ids[1])
+    assert verdict(second) == "XDP_DROP" and second.maps["seen"].snapshot() == {0: 2}
+    # bcc's Table API on the maps, as before
+    second.bpf["seen"][0] = second.bpf["seen"].Leaf(7)
+    assert second.maps["seen"].snapshot() == {0: 7}
+    ids = second.maps["seen"].id, prog_id(second)
+    second.close()
+    assert not map_exists(ids[0]) and not prog_exists(ids[1])
+
+
+def test_one_line_change_compiles_again(lab):
+    a = lab.load(COUNT.replace("VERDICT", "XDP_PASS") + "// change test\n")
+    b = lab.load(COUNT.replace("VERDICT", "XDP_DROP") + "// change test\n")
+    assert (a.cached, b.cached) == (False, False)
+    assert (verdict(a), verdict(b)) == ("XDP_PASS", "XDP_DROP")
+    a.close()
+    b.close()
+
+
+def test_a_changed_header_is_never_served_from_the_cache(lab, tmp_path):
+    header = tmp_path / "verdict.h"
+    src = '#include "verdict.h"\n' + COUNT + "// header test\n"
+    header.write_text("#define VERDICT XDP_DROP\n")
+    first = lab.load(src, cflags=[f"-I{tmp_path}"])
+    assert verdict(first) == "XDP_DROP"
+    header.write_text("#define VERDICT XDP_PASS\n")           # same source, other header
+    second = lab.load(src, cflags=[f"-I{tmp_path}"])
+    assert second.cached is False and verdict(second) == "XDP_PASS"
+    third = lab.load(src, cflags=[f"-I{tmp_path}"])
+    assert third.cached is True and verdict(third) == "XDP_PASS"
+    for p in (first, second, third):
+        p.close()
+
+
+def test_cache_key_covers_header_tree_kernel_and_flags(tmp_path, monkeypatch):
+    tree = tmp_path / "linux-headers-6.1.0"
+    (tree / "include").mkdir(parents=True)
+    key = compiler.cache_key("int x;", ["-DA"], ["f"], str(tree))
+    assert key == compiler.cache_key("int x;", ["-DA"], ["f"], str(tree))
+    assert key != compiler.cache_key("int x;", ["-DB"], ["f"], str(tree))
+    assert key != compiler.cache_key("int y;", ["-DA"], ["f"], str(tree))
+    other = tmp_path / "linux-headers-6.12.0"
+    (other / "include").mkdir(parents=True)
+    assert key != compiler.cache_key("int x;", ["-DA"], ["f"], str(other))     # another tree
+    time.sleep(0.01)
+    (tree / "include" / "version.h").write_text("#define LINUX_VERSION_CODE 1\n")
+    assert key != compiler.cache_key("int x;", ["-DA"], ["f"], str(tree))      # tree changed
+    key = compiler.cache_key("int x;", ["-DA"], ["f"], str(tree))
+    monkeypatch.setattr(compiler, "kernel_identity", lambda: ("6.1.0-99-amd64", "#1 SMP", "x86_64"))
+    assert key != compiler.cache_key("int x;", ["-DA"], ["f"], str(tree))      # another kernel
+
+
+def test_llvm_ending_the_helper_is_explained_and_a_new_helper_starts(lab):
+    before = compiler.helper().pid
+    with pytest.raises(CompileError) as info:
+        lab.load(BIG_STACK)
+    assert "512 bytes" in info.value.explanation and info.value.line == 3
+    after = compiler.helper()
+    assert after.pid != before and after.alive()
+    with pytest.raises(ProcessLookupError):          # the old helper is gone, not a zombie of ours
+        os.kill(before, 0)
+    prog = lab.load(COUNT.replace("VERDICT", "XDP_PASS") + "// after the crash\n")
+    assert verdict(prog) == "XDP_PASS"
+    prog.close()
+
+
+def test_a_helper_killed_between_cells_is_replaced(lab):
+    h = compiler.helper()
+    os.kill(h.pid, signal.SIGKILL)
+    h.proc.wait(timeout=10)
+    prog = lab.load(COUNT.replace("VERDICT", "XDP_PASS") + "// after a kill\n")
+    assert verdict(prog) == "XDP_PASS" and compiler.helper().pid != h.pid
+    prog.close()
+
+
+CHILD = textwrap.dedent("""
+    import sys, time, xdplab
+    from xdplab import compiler
+    lab = xdplab.Lab.pair()
+    prog = lab.load("int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }")
+    print(compiler.helper().pid, flush=True)
+    time.sleep(300)
+""")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_helper_dies_with_its_process(sig):
+    """The helper of a notebook kernel that dies (even by SIGKILL) exits at once."""
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+    pid = int(child.stdout.readline())
+    assert os.getsid(pid) != os.getsid(child.pid)     # a notebook interrupt does not reach it
+    child.send_signal(sig)
+    child.wait(timeout=10)
+    deadline = time.time() + 10
+    while time.time() < deadline and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}"), "the compile helper outlived its process"
+
+
+def test_interrupt_while_compiling_leaves_a_working_helper(lab):
+    """A KeyboardInterrupt during a compile (the notebook's stop button) must not desynchronise
+    the next request: the helper is replaced."""
+    import threading
+    h = compiler.helper()
+    timer = threading.Timer(0.2, lambda: signal.pthread_kill(threading.main_thread().ident,
+                                                             signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        lab.load(COUNT.replace("VERDICT", "XDP_PASS") + "// interrupted\n" + "\n" * 3
+                 + '#include "parsing_helpers.h"\n')
+    timer.join()
+    assert compiler.helper().pid != h.pid
+    prog = lab.load(COUNT.replace("VERDICT", "XDP_DROP") + "// after the interrupt\n")
+    assert verdict(prog) == "XDP_DROP"
+    prog.close()
+
+
+def test_runtime_never_imports_ipywidgets():
+    code = ("import sys, xdplab; from xdplab import compiler, compile_helper, maps; "
+            "print('ipywidgets' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
