@@ -1,6 +1,7 @@
 """Every lab in labs/ is complete and its check tells right from wrong: the check passes the lab's
 solution.c and fails its starter.c, on a real lab (programs loaded, real traffic counted). The
-notebook's %%xdp cell holds exactly the starter, and the folder holds only what a lab is made of."""
+notebook's %%xdp cell holds exactly the starter, and the folder holds only what a lab is made of
+(tests/test_mutants.py: the check also rejects every wrong program in its wrong/ folder)."""
 import os
 
 import nbformat
@@ -12,6 +13,7 @@ from xdplab.progress import Progress
 # (conftest.py points XDPLAB_PROGRESS at a throwaway file: the learner's progress is untouched)
 LABS = checks.all_labs()
 FILES = {"lab.ipynb", "starter.c", "solution.c", "check.py"}
+FOLDERS = {"wrong"}          # the lab's wrong programs: tests/test_mutants.py
 
 
 def test_there_are_labs():
@@ -20,12 +22,14 @@ def test_there_are_labs():
 
 @pytest.mark.parametrize("lab", LABS, ids=[p.name for p in LABS])
 def test_lab_folder(lab):
-    left = {p.name for p in lab.iterdir()} - FILES - {"__pycache__"}
+    left = {p.name for p in lab.iterdir()} - FILES - FOLDERS - {"__pycache__"}
     assert not left, f"{lab.name} holds files a lab does not have: {sorted(left)}"
     assert FILES <= {p.name for p in lab.iterdir()}, f"{lab.name} lacks {FILES - set(os.listdir(lab))}"
     spec = checks.load_spec(lab)
     assert spec.TITLE and len(spec.HINTS) >= 2 and checks.cases_of(spec)
     assert any(c.hidden for c in checks.cases_of(spec)), "a lab has cases the notebook does not show"
+    vague = [c.title for c in checks.cases_of(spec) if c.hidden and not c.about]
+    assert not vague, f"hidden cases say in `about` what kind of packet they try: {vague}"
     nb = nbformat.read(lab / "lab.ipynb", as_version=4)
     magic = [c.source for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%xdp")]
     assert len(magic) == 1, "the notebook has one %%xdp cell, with the starter"
@@ -36,8 +40,10 @@ def test_lab_folder(lab):
 
 @pytest.mark.parametrize("lab", LABS, ids=[p.name for p in LABS])
 def test_solution_passes(lab, tmp_path):
-    report = checks.grade(lab, (lab / "solution.c").read_text(), Progress(tmp_path / "p.json"))
-    assert report.passed, report.text()
+    seed = checks.new_seed()                  # fresh random packets every run, like a learner's
+    report = checks.grade(lab, (lab / "solution.c").read_text(), Progress(tmp_path / "p.json"),
+                          seed=seed)
+    assert report.passed, f"seed {seed}:\n{report.text(reveal=True)}"
     assert report.exit_code == 0 and report.hint is None
     assert Progress(tmp_path / "p.json").get(lab.name)["done"]
 

@@ -10,6 +10,9 @@ that does not compile or load is an explained error (CompileError/VerifierError)
 cases. Every check is recorded in the progress store (xdplab.progress): a passing one marks the
 lab done, a failing one shows the lab's next hint.
 
+Each check draws fresh random packets (t.rng, xdplab.sampling) beside its fixed cases, from a seed
+that the report names: `xdplab check 01 --seed 1234` or check(seed=1234) draws the same ones again.
+
 A check.py holds (see labs/README.md):
     TITLE = "Drop DNS"                   # shown in reports and the progress view
     HINTS = ["a nudge", "closer", ...]   # shown one per failed check, in order
@@ -19,11 +22,14 @@ A check.py holds (see labs/README.md):
     CASES = [verdict("UDP to port 53", pkt, "drop"), ...]
     @case("20 DNS queries from the client")        # a case written as a function
     def dns(t): ...  t.fail("3 of 20 reached the server; none should")
+    @case("40 random packets", hidden=True, about="UDP and TCP with VLAN tags")
+    def many(t): for i in range(40): t.expect(what, pkt, "drop", about=...)   # t.rng: this run's
 """
 import dataclasses
 import html
 import importlib.util
 import itertools
+import random
 from pathlib import Path
 
 from .errors import LabError
@@ -39,7 +45,12 @@ _order = itertools.count()
 
 # -- declaring cases (used by labs/*/check.py) ---------------------------------------------------
 class CaseFailed(Exception):
-    """Raised by Trial.fail(): the case did not hold; the message says what was seen."""
+    """Raised by Trial.fail(): the case did not hold; the message says what was seen. `about`
+    names the kind of packet in words that do not give the answer away (shown for hidden cases)."""
+
+    def __init__(self, message, about=None):
+        super().__init__(message)
+        self.about = about
 
 
 @dataclasses.dataclass
@@ -47,53 +58,78 @@ class Case:
     title: str
     run: object              # function(trial) -> None, or a text saying what was seen when it passed
     hidden: bool = False     # not described in the lab's notebook
+    about: str = None        # for a hidden case: what kind of packet it tries, not what should happen
     order: int = dataclasses.field(default_factory=lambda: next(_order))
 
 
-def case(title, hidden=False):
+def case(title, hidden=False, about=None):
     """Decorator: `@case("what is checked")` over `def name(t): ...`; `t` is a Trial. The case
-    fails when the function calls t.fail(message) or an assert fails (its message is shown)."""
-    return lambda fn: Case(title, fn, hidden)
+    fails when the function calls t.fail(message) or an assert fails (its message is shown).
+    A hidden case names, in `about`, the kind of packet it tries: a failed hidden case shows
+    only that, so the report does not give the answer away."""
+    return lambda fn: Case(title, fn, hidden, about)
 
 
 def word(verdict):
     return WORDS.get(verdict, str(verdict))
 
 
-def verdict(what, packet, expect, hidden=False, check=None):
+def summary(packet):
+    """A packet in one line, as scapy prints it ("Ether / IP / UDP 10.11.0.1:4000 > ...")."""
+    try:
+        return packet.summary()
+    except Exception:
+        return f"{len(bytes(packet))} bytes"
+
+
+def verdict(what, packet, expect, hidden=False, check=None, about=None):
     """A case that runs one packet through the program (BPF_PROG_TEST_RUN) and expects the verdict
     `expect` ("drop", "pass", "tx", "redirect" or XDP_...). `what` names the packet in plain words
     ("UDP to port 53 from 10.11.0.1"). `check(result)` may look further at the result (the output
-    packet): it returns None when all is right, else a text saying what is wrong."""
+    packet): it returns None when all is right, else a text saying what is wrong. `about`: the
+    kind of packet, for a hidden case ("UDP behind IPv4 options")."""
     expect = SHORT.get(expect, expect)
 
     def run(t):
-        result = t.prog.test_run(packet)
-        if result.verdict != expect:
-            t.fail(f"{what} was {word(result.verdict)}; it should be {word(expect)}")
-        problem = check(result) if check else None
-        if problem:
-            t.fail(f"{what} was {word(result.verdict)}, but {problem}")
+        t.expect(what, packet, expect, check=check, about=about)
         return f"{what} was {word(expect)}"
-    return Case(f"{what} → {word(expect)}", run, hidden)
+    return Case(f"{what} → {word(expect)}", run, hidden, about)
 
 
 @dataclasses.dataclass
 class Trial:
-    """What a case function gets: the lab, the learner's program, and a few helpers."""
+    """What a case function gets: the lab, the learner's program, this run's random numbers
+    (`t.rng`, a random.Random seeded from the report's seed and the case) and a few helpers."""
     lab: object
     prog: object
+    rng: random.Random = dataclasses.field(default_factory=random.Random)
+    seed: int = None
 
     def __getattr__(self, name):           # t.client, t.server, t.router: the lab's hosts
         if name.startswith("_"):
             raise AttributeError(name)
         return self.lab[name]
 
-    def fail(self, message):
-        raise CaseFailed(message)
+    def fail(self, message, about=None):
+        raise CaseFailed(message, about)
 
     def verdict(self, packet):
         return self.prog.test_run(packet).verdict
+
+    def expect(self, what, packet, expect, check=None, about=None, run=None):
+        """Run `packet` through the program and fail, in plain words, unless its verdict is
+        `expect` and `check(result)` finds nothing wrong. The message says what was sent (`what`),
+        what came out and what was expected. `run(packet)` replaces prog.test_run (e.g. a test
+        run on another interface). Returns the TestRunResult."""
+        expect = SHORT.get(expect, expect)
+        result = (run or self.prog.test_run)(packet)
+        if result.verdict != expect:
+            self.fail(f"{what} was {word(result.verdict)}; it should be {word(expect)}", about)
+        problem = check(result) if check else None
+        if problem:
+            self.fail(f"{what} was {word(result.verdict)}, but {problem} "
+                      f"(what came out: {summary(result.packet)})", about)
+        return result
 
     def listen(self, host, port):
         """A UDP socket on `host` (xdplab.listener.UdpListener): what really reached an application."""
@@ -146,6 +182,21 @@ class Result:
     passed: bool
     message: str
     hidden: bool = False
+    about: str = None        # the kind of packet (hidden cases show this instead of the message)
+
+    def line(self, reveal=False):
+        """The report's line for this case. A hidden case shows what kind of packet it tried,
+        not the packet itself or what should happen, unless `reveal` (a passed lab shows all)."""
+        mark = "✓" if self.passed else "✗"
+        if not self.hidden:
+            return f"{mark} {self.message}"
+        if reveal:
+            return f"{mark} {self.message} (a case the notebook does not show)"
+        about = self.about or "a packet the notebook does not show"
+        if self.passed:
+            return f"{mark} a case the notebook does not show: {about}"
+        return (f"{mark} a case the notebook does not show failed: {about}. Work out what the task "
+                "asks for such a packet, and what your program does with it")
 
 
 @dataclasses.dataclass
@@ -157,14 +208,22 @@ class Report:
     hint: str = None         # the hint for this failed attempt
     hint_step: int = 0       # which hint (1-based) out of hint_count
     hint_count: int = 0
+    seed: int = None         # what the random cases were drawn from: check(seed=...) repeats them
+    skipped: int = 0         # cases not run (stop_at_first_failure)
+    notes: list = dataclasses.field(default_factory=list)   # e.g. the progress store's troubles
 
     @property
     def passed(self):
-        return self.error is None and bool(self.results) and all(r.passed for r in self.results)
+        return (self.error is None and bool(self.results) and not self.skipped
+                and all(r.passed for r in self.results))
 
     @property
     def exit_code(self):
         return 0 if self.passed else 1
+
+    @property
+    def failed(self):
+        return [r for r in self.results if not r.passed]
 
     def summary(self):
         name = f"lab {self.lab}" + (f" ({self.title})" if self.title else "")
@@ -173,21 +232,50 @@ class Report:
         good = sum(r.passed for r in self.results)
         if self.passed:
             return f"{name}: all {good} cases pass. Well done: the lab is complete."
-        return f"{name}: {good} of {len(self.results)} cases pass"
+        total = len(self.results) + self.skipped
+        return f"{name}: {good} of {total} cases pass" + (
+            f" ({self.skipped} not run after the first failure)" if self.skipped else "")
+
+    def _number(self):
+        number = self.lab.partition("-")[0]
+        return number if number.isdigit() else self.lab
+
+    def seed_line(self):
+        if self.seed is None or self.error is not None:
+            return None
+        if self.passed:
+            return f"The random packets of this check were drawn with seed {self.seed}."
+        return (f"The random packets were drawn with seed {self.seed}: `xdplab check "
+                f"{self._number()} --seed {self.seed}` (or check(seed={self.seed})) sends the "
+                "same ones again.")
 
     def _hint_title(self):
         return f"Hint {self.hint_step} of {self.hint_count}"
 
-    def text(self):
+    def _hint_after(self):
+        if self.hint_step < self.hint_count:
+            return f"(the next failed check shows hint {self.hint_step + 1})"
+        return "(that is the last hint)"
+
+    def lines(self, reveal=None):
+        reveal = self.passed if reveal is None else reveal
+        return [r.line(reveal) for r in self.results]
+
+    def text(self, reveal=None):
+        """The report in plain words. A failed hidden case shows only what kind of packet it
+        tried; `reveal=True` shows everything (a passed lab always does)."""
         out = [self.summary()]
         if self.error is not None:
             from .errors import render_exception
             out += ["", render_exception(self.error)]
-        for r in self.results:
-            extra = " (a case the notebook does not show)" if r.hidden and not r.passed else ""
-            out.append(f"  {'✓' if r.passed else '✗'} {r.message}{extra}")
+        if self.passed and self.results:
+            out.append("The cases your program passed:")
+        out += [f"  {line}" for line in self.lines(reveal)]
+        if self.seed_line():
+            out += ["", self.seed_line()]
         if self.hint:
-            out += ["", f"{self._hint_title()}: {self.hint}"]
+            out += ["", f"{self._hint_title()}: {self.hint} {self._hint_after()}"]
+        out += [f"note: {n}" for n in self.notes]
         return "\n".join(out)
 
     __str__ = text
@@ -204,16 +292,21 @@ class Report:
             parts.append(self.error._repr_html_() if hasattr(self.error, "_repr_html_")
                          else f"<pre>{e(str(self.error))}</pre>")
         if self.results:
+            if self.passed:
+                parts.append("<div>The cases your program passed:</div>")
             parts.append('<ul style="list-style:none;padding-left:0;margin:4px 0">')
-            for r in self.results:
+            for r, line in zip(self.results, self.lines()):
                 mark = ('<span style="color:var(--jp-success-color1, #2e7d32)">✓</span>' if r.passed
                         else '<span style="color:var(--jp-error-color1, #c62828)">✗</span>')
-                extra = " <i>(a case the notebook does not show)</i>" if r.hidden and not r.passed else ""
-                parts.append(f"<li>{mark} {e(r.message)}{extra}</li>")
+                parts.append(f"<li>{mark} {e(line[2:])}</li>")
             parts.append("</ul>")
+        if self.seed_line():
+            parts.append(f"<div><small>{e(self.seed_line())}</small></div>")
         if self.hint:
             parts.append(f'<div style="border:1px solid var(--jp-border-color2);padding:4px 8px">'
-                         f"<b>{e(self._hint_title())}:</b> {e(self.hint)}</div>")
+                         f"<b>{e(self._hint_title())}:</b> {e(self.hint)} "
+                         f"<i>{e(self._hint_after())}</i></div>")
+        parts += [f"<div><small>note: {e(n)}</small></div>" for n in self.notes]
         return "".join(parts) + "</div>"
 
 
@@ -225,22 +318,40 @@ def _attach(lab, prog, spec):
         prog.attach(target if ":" in target else lab[target], mode=mode)
 
 
-def _run_case(c, trial):
+def new_seed():
+    """A fresh seed for a check's random packets: short enough to type."""
+    return random.SystemRandom().randrange(1, 1_000_000)
+
+
+def case_rng(seed, c):
+    """The random numbers of case `c` in a check drawn with `seed`: the same for the same seed
+    and case, whatever ran before it."""
+    return random.Random(f"{seed}:{c.title}")
+
+
+def run_case(c, lab, prog, seed):
+    """Run case `c` on a loaded (and attached) program: a Result."""
+    trial = Trial(lab, prog, case_rng(seed, c), seed)
     try:
         seen = c.run(trial)
     except (CaseFailed, AssertionError) as e:
-        return Result(c.title, False, str(e) or f"{c.title}: it did not hold", c.hidden)
+        return Result(c.title, False, str(e) or f"{c.title}: it did not hold", c.hidden,
+                      getattr(e, "about", None) or c.about)
     except LabError as e:
-        return Result(c.title, False, f"{c.title}: {e.message}", c.hidden)
-    return Result(c.title, True, seen if isinstance(seen, str) else c.title, c.hidden)
+        return Result(c.title, False, f"{c.title}: {e.message}", c.hidden, c.about)
+    return Result(c.title, True, seen if isinstance(seen, str) else c.title, c.hidden, c.about)
 
 
-def run(lab_dir, source):
-    """Check C text `source` against the lab in `lab_dir`; returns a Report (nothing recorded)."""
+def run(lab_dir, source, seed=None, stop_at_first_failure=False):
+    """Check C text `source` against the lab in `lab_dir`; returns a Report (nothing recorded).
+    `seed` (default: a fresh one, named in the report) chooses the random packets.
+    `stop_at_first_failure` skips the cases after the first that fails (the mutation tests
+    need only the verdict)."""
     import xdplab
     lab_dir = Path(lab_dir)
     spec = load_spec(lab_dir)
-    report = Report(lab_dir.name, getattr(spec, "TITLE", ""))
+    seed = new_seed() if seed is None else int(seed)
+    report = Report(lab_dir.name, getattr(spec, "TITLE", ""), seed=seed)
     lab = (getattr(spec, "TOPOLOGY", None) or xdplab.Lab.pair)()
     try:
         try:
@@ -249,24 +360,31 @@ def run(lab_dir, source):
         except LabError as e:
             report.error = e
             return report
-        trial = Trial(lab, prog)
-        report.results = [_run_case(c, trial) for c in cases_of(spec)]
+        todo = cases_of(spec)
+        for i, c in enumerate(todo):
+            report.results.append(run_case(c, lab, prog, seed))
+            if stop_at_first_failure and not report.results[-1].passed:
+                report.skipped = len(todo) - i - 1
+                break
     finally:
         lab.close()
     return report
 
 
-def grade(lab_dir, source, store=None):
+def grade(lab_dir, source, store=None, seed=None):
     """run() and record the attempt in the progress store: a pass marks the lab done, a failure
-    attaches the lab's next hint to the report."""
+    attaches the lab's next hint to the report. A progress store that cannot be read or written
+    never stops the check: the report says what happened in a note."""
     from .progress import Progress
     lab_dir = Path(lab_dir)
-    report = run(lab_dir, source)
+    report = run(lab_dir, source, seed=seed)
     hints = list(getattr(load_spec(lab_dir), "HINTS", []))
     store = store or Progress()
     step = store.record(lab_dir.name, report.passed)
+    report.notes += store.notices
     if not report.passed and hints:
-        report.hint_step, report.hint_count = min(step, len(hints)), len(hints)
+        report.hint_step = min(max(step, 1), len(hints))
+        report.hint_count = len(hints)
         report.hint = hints[report.hint_step - 1]
     return report
 
@@ -286,10 +404,11 @@ def _notebook_source(shell):
     return getattr(prog, "source", None)
 
 
-def check(lab=None, program=None):
+def check(lab=None, program=None, seed=None):
     """In a lab notebook: check the program of the last %%xdp cell (or `program`: C text or a
     file) against this lab (the notebook's folder, or `lab`: "01", "01-drop-by-port"...), and
-    show the report. Never raises for a failed check: the report says what to do."""
+    show the report. `seed` repeats the random packets of an earlier check (its report names
+    the seed). Never raises for a failed check: the report says what to do."""
     from .program import read_source
     lab_dir = find_lab(lab) if lab else Path.cwd()
     if not (lab_dir / "check.py").is_file():
@@ -304,15 +423,15 @@ def check(lab=None, program=None):
                            "run the %%xdp cell with your program first, then check() again")
     else:
         program = read_source(program)[0]
-    return grade(lab_dir, program)
+    return grade(lab_dir, program, seed=seed)
 
 
-def main(name, program=None):
-    """`xdplab check LAB [--program FILE]`: print the report; the exit code is 0 only on a pass."""
+def main(name, program=None, seed=None):
+    """`xdplab check LAB [--program FILE] [--seed S]`: print the report; the exit code is 0 only
+    on a pass."""
     from .program import read_source
     lab_dir = find_lab(name)
     source = read_source(Path(program) if program else lab_dir / "starter.c")[0]
-    report = grade(lab_dir, source)
+    report = grade(lab_dir, source, seed=seed)
     print(report.text())
     return report.exit_code
-

@@ -29,7 +29,7 @@ def _reap(args):
 
 def _check(args):
     from .checks import main
-    return main(args.lab, args.program)
+    return main(args.lab, args.program, args.seed)
 
 
 def _progress(args):
@@ -59,6 +59,8 @@ def main(argv=None):
     p.add_argument("lab", help="the lab: its number (01), name (drop-by-port) or folder")
     p.add_argument("--program", metavar="FILE",
                    help="your C file (default: the lab's starter.c: edit a copy and name it here)")
+    p.add_argument("--seed", type=int, metavar="S",
+                   help="draw the same random packets as the check whose report named seed S")
     p.set_defaults(func=_check)
     p = sub.add_parser("progress", help="show which labs are done")
     p.add_argument("--reset", metavar="LAB", help="forget the progress of LAB (or 'all')")

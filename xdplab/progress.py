@@ -9,7 +9,9 @@ learner's progress where it belongs. $XDPLAB_PROGRESS names another file (the te
     xdplab progress                                       # the same on the command line
     progress_widget()                                     # and in a notebook
 """
+import contextlib
 import datetime
+import errno
 import html
 import json
 import os
@@ -31,32 +33,133 @@ def default_path():
     return Path(base, "xdplab/progress.json")
 
 
+def _count(value):
+    """A count from the file: a whole number from 0 on, else None (not valid)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
 class Progress:
-    """The progress file: read on every call, written atomically (a crash never leaves half)."""
+    """The progress file: read on every call, written atomically (a crash never leaves half).
+
+    A file that is not what xdplab wrote (broken JSON, someone else's file, a value of the wrong
+    type) never stops a check: whatever is valid in it is kept, the file as it was is kept beside
+    it (progress.json.broken-YYYYmmdd-HHMMSS) before anything is written, and `notices` says so
+    in plain words. A file that cannot be written (read-only, a directory in its place) leaves the
+    check's result standing; `notices` says that the attempt was not saved."""
 
     def __init__(self, path=None):
         self.path = Path(path) if path else default_path()
+        self.notices = []        # what went wrong with the file, in plain words, once each
+        self._kept = None        # where the unreadable original was saved (moved aside)
+
+    def _notice(self, text):
+        if text not in self.notices:
+            self.notices.append(text)
+
+    def _load(self):
+        """(labs, extra, problems): the valid lab entries, other top-level keys to keep, and
+        what was not valid (empty when the file is fine or missing)."""
+        try:
+            text = self.path.read_text()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return {}, {}, []        # nothing to read (writing says what is in the way)
+        except (OSError, UnicodeDecodeError) as e:
+            return {}, {}, [f"{self.path} cannot be read ({getattr(e, 'strerror', None) or e})"]
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            return {}, {}, [f"{self.path} is not valid JSON ({e})"]
+        if not isinstance(data, dict) or not isinstance(data.get("labs", {}), dict):
+            return {}, {}, [f"{self.path} is not an xdplab progress file (it holds "
+                            f"{type(data).__name__ if not isinstance(data, dict) else 'no labs table'})"]
+        extra = {k: v for k, v in data.items() if k != "labs"}
+        labs, problems = {}, []
+        for lab, entry in data.get("labs", {}).items():
+            if not isinstance(entry, dict):
+                problems.append(f"the entry of lab {lab!r} is not a table")
+                continue
+            clean = dict(entry)
+            for key in ("attempts", "hint_step"):
+                if key in entry and _count(entry[key]) is None:
+                    problems.append(f"{key} of lab {lab!r} is {entry[key]!r}, not a count")
+                    clean.pop(key)
+            if "done" in entry and not isinstance(entry["done"], bool):
+                problems.append(f"done of lab {lab!r} is {entry['done']!r}, not true or false")
+                clean.pop("done")
+            if "done_at" in entry and not isinstance(entry["done_at"], str):
+                problems.append(f"done_at of lab {lab!r} is {entry['done_at']!r}, not a date")
+                clean.pop("done_at")
+            labs[lab] = clean
+        return labs, extra, problems
 
     def _read(self):
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}          # no file yet, or unreadable: start afresh rather than fail a check
-        labs = data.get("labs") if isinstance(data, dict) else None
-        return labs if isinstance(labs, dict) else {}
+        labs, extra, problems = self._load()
+        if problems and self._keep_original(problems):
+            self._save(labs, extra)          # the valid entries, in a fresh file of our own
+        return labs
 
-    def _write(self, labs):
+    def _keep_original(self, problems):
+        """Move the file that could not be read as it is out of the way (kept, never deleted),
+        so that writing never overwrites it; say so once. True when it was moved."""
+        if self._kept is None and self.path.is_file():
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            kept = self.path.with_name(f"{self.path.name}.broken-{stamp}")
+            n = 1
+            while kept.exists():
+                n += 1
+                kept = self.path.with_name(f"{self.path.name}.broken-{stamp}-{n}")
+            try:
+                self.path.rename(kept)
+                self._kept = kept
+            except OSError:
+                self._kept = False
+        where = (f"the file as it was is kept as {self._kept}" if self._kept else
+                 "it is left as it is and nothing is written there")
+        self._notice(f"your progress file had problems: {'; '.join(problems)}. Whatever was "
+                     f"valid in it is kept; {where}.")
+        return bool(self._kept) and not self.path.exists()
+
+    def _write(self, labs, extra=None):
+        _, found, problems = self._load()
+        extra = found if extra is None else extra
+        if problems and not self._keep_original(problems):
+            raise OSError(f"{self.path} is not a progress file xdplab can replace safely")
         made = [p for p in reversed(self.path.parents) if not p.exists()]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".progress-")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"labs": labs}, f, indent=1, sort_keys=True)
-        os.chmod(tmp, 0o644)
-        owner = self._owner()
-        if owner:
-            for p in [*made, Path(tmp)]:
-                os.chown(p, *owner)
-        os.replace(tmp, self.path)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({**extra, "labs": labs}, f, indent=1, sort_keys=True)
+            os.chmod(tmp, 0o644)
+            owner = self._owner()
+            if owner:
+                for p in [*made, Path(tmp)]:
+                    os.chown(p, *owner)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def _save(self, labs, extra=None):
+        """_write(), turning a file that cannot be written into a notice: True when saved."""
+        try:
+            self._write(labs, extra)
+            return True
+        except OSError as e:
+            why = {errno.EISDIR: "there is a folder of that name",
+                   errno.ENOTDIR: "a part of that path is a file, not a folder",
+                   errno.EEXIST: "a part of that path is a file, not a folder",
+                   errno.EACCES: "there is no permission to write there",
+                   errno.EPERM: "there is no permission to write there",
+                   errno.EROFS: "the file system is read-only",
+                   errno.ENOSPC: "the disk is full"}.get(e.errno, e.strerror or str(e))
+            self._notice(f"your progress could not be saved in {self.path}: "
+                         f"{why}. This check still counts for now; set XDPLAB_PROGRESS=/a/writable/file.json to keep it "
+                         "elsewhere")
+            return False
 
     def _owner(self):
         """(uid, gid) of SUDO_USER when root writes into that user's home."""
@@ -69,17 +172,21 @@ class Progress:
             return None
         return (pw.pw_uid, pw.pw_gid) if str(self.path).startswith(pw.pw_dir + "/") else None
 
-    def get(self, lab):
-        entry = self._read().get(lab, {})
+    @staticmethod
+    def _entry(entry):
         return {"done": bool(entry.get("done")), "attempts": int(entry.get("attempts", 0)),
                 "hint_step": int(entry.get("hint_step", 0)), "done_at": entry.get("done_at")}
 
+    def get(self, lab):
+        return self._entry(self._read().get(lab, {}))
+
     def status(self):
-        return {lab: self.get(lab) for lab in self._read()}
+        return {lab: self._entry(entry) for lab, entry in self._read().items()}
 
     def record(self, lab, passed):
         """Record one check of `lab`. Returns the hint step for a failure (1 for the first failed
-        check, then 2, 3...; the caller shows at most its last hint), 0 for a pass."""
+        check, then 2, 3...; the caller shows at most its last hint), 0 for a pass. A file that
+        cannot be written is a notice (self.notices), not an error: the check still counts."""
         labs = self._read()
         entry = labs.setdefault(lab, {})
         entry["attempts"] = int(entry.get("attempts", 0)) + 1
@@ -89,17 +196,20 @@ class Progress:
             step = 0
         else:
             step = entry["hint_step"] = int(entry.get("hint_step", 0)) + 1
-        self._write(labs)
+        self._save(labs)
         return step
 
     def reset(self, lab=None):
-        """Forget `lab` (or every lab): not done, hints from the first again."""
+        """Forget `lab` (or every lab): not done, hints from the first again. Raises LabError
+        when the file cannot be written."""
         labs = self._read()
         if lab is None:
             labs = {}
         else:
             labs.pop(lab, None)
-        self._write(labs)
+        if not self._save(labs):
+            from .errors import LabError
+            raise LabError(self.notices[-1])
 
 
 def rows(store=None, root=None):
@@ -121,19 +231,22 @@ def rows(store=None, root=None):
 
 
 def text(store=None, root=None):
+    store = store or Progress()
     table = rows(store, root)
     if not table:
         return "no labs found"
     done = sum(state == "done" for _, _, state in table)
     width = max(len(name) for name, _, _ in table)
-    lines = [f"{done} of {len(table)} labs done  ({(store or Progress()).path})"]
+    lines = [f"{done} of {len(table)} labs done  ({store.path})"]
     lines += [f"  {'✓' if state == 'done' else '·'} {name:<{width}}  {title}  — {state}"
               for name, title, state in table]
+    lines += [f"note: {n}" for n in store.notices]
     return "\n".join(lines)
 
 
 def html_table(store=None, root=None):
     e = html.escape
+    store = store or Progress()
     table = rows(store, root)
     done = sum(state == "done" for _, _, state in table)
     cells = "".join(
@@ -142,7 +255,8 @@ def html_table(store=None, root=None):
         f'<td style="padding:2px 8px">{e(t)}</td><td style="padding:2px 8px">{e(s)}</td></tr>'
         for n, t, s in table)
     return (f'<div style="color:var(--jp-ui-font-color1)"><b>{done} of {len(table)} labs done</b>'
-            f'<table style="border-collapse:collapse">{cells}</table></div>')
+            f'<table style="border-collapse:collapse">{cells}</table>'
+            + "".join(f"<div><small>note: {e(n)}</small></div>" for n in store.notices) + "</div>")
 
 
 def progress_widget(store=None, root=None):
