@@ -24,6 +24,8 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
 mkdir -p /tmp/home
 export HOME=/tmp/home PYTHONDONTWRITEBYTECODE=1 TMPDIR=/tmp MPLCONFIGDIR=/tmp/home/mpl
+# pyroute2's 2 s timeouts are too short for emulation speed (see guest-site/sitecustomize.py)
+export PYTHONPATH=$repo/platforms/kernels/guest-site
 {
   echo "kernel: $(uname -a)"
   echo "cpus: $(nproc)  memory: $(awk '/MemTotal/ {print $2, $3}' /proc/meminfo)"

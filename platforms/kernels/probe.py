@@ -224,9 +224,15 @@ def main():
     result = {"kernel": platform.release(), "version": platform.version()}
     note(f"probe on {platform.release()}")
     with xdplab.Lab() as lab:
-        c, r, s = lab.host("client"), lab.host("router"), lab.host("server")
-        lab.link(c, r)
-        lab.link(r, s)
+        try:
+            c, r, s = lab.host("client"), lab.host("router"), lab.host("server")
+            lab.link(c, r)
+            lab.link(r, s)
+        except Exception as e:
+            result["lab"] = {"error": f"{type(e).__name__}: {e}"}
+            note(f"could not build the probe's lab: {e}")
+            print(json.dumps(result, indent=2, default=str))
+            raise SystemExit(1)
         for name, fn in (("live_frames", probe_live), ("features", probe_features),
                          ("qdiscs", probe_qdiscs), ("redirect", probe_redirect)):
             t0 = time.perf_counter()
