@@ -314,3 +314,36 @@ def test_pin_is_readable_by_bpftool_and_removed_with_the_lab():
             other.pin()
         assert other.pin("drop_counters").endswith(f"{lab.id}/drop_counters")
     assert not os.path.exists(f"/sys/fs/bpf/xdplab/{lab.id}")
+
+
+class _Bulk(ctypes.Structure):
+    _fields_ = [("saddr", ctypes.c_uint32), ("sport", ctypes.c_uint16), ("dport", ctypes.c_uint16),
+                ("proto", ctypes.c_uint8), ("action", ctypes.c_uint8), ("h_proto", ctypes.c_uint16),
+                ("mac", ctypes.c_uint8 * 6), ("packets", ctypes.c_uint64), ("delta", ctypes.c_int32),
+                ("dst6", ctypes.c_uint8 * 16), ("name", ctypes.c_char * 5), ("hist", ctypes.c_uint16 * 3),
+                ("flag", ctypes.c_uint32, 3), ("rest", ctypes.c_uint32, 29)]
+
+
+class _NoBits(ctypes.Structure):
+    _fields_ = _Bulk._fields_[:-2]
+
+
+@pytest.mark.parametrize("ctype, declared", [
+    (_Bulk, None), (_NoBits, None), (_NoBits, {"saddr": "ipv4_host", "sport": "int", "proto": "int"}),
+    (_NoBits, {"packets": "be", "h_proto": "ethertype", "delta": "int"}),
+    (ctypes.c_uint32, "ipv4"), (ctypes.c_uint32, "ipv4_host"), (ctypes.c_uint32, "port"),
+    (ctypes.c_uint16, "ethertype"), (ctypes.c_uint8, "proto"), (ctypes.c_uint32, "action"),
+    (ctypes.c_int64, None), (ctypes.c_int16, "be"), (ctypes.c_uint8 * 6, "mac")])
+@pytest.mark.parametrize("stride_pad", [0, 3, 8])
+def test_bulk_columns_decode_exactly_like_one_record_at_a_time(ctype, declared, stride_pad):
+    """Snapshots decode whole batch buffers at once (memoryview casts, struct.iter_unpack); on
+    random bytes, at any record stride and offset, that must give exactly what decode() gives."""
+    import random
+    rng = random.Random(1234 + stride_pad)
+    codec = maps.make_codec(ctype, "m", None, declared, top=True)
+    size = ctypes.sizeof(ctype)
+    for offset in (0, stride_pad):
+        stride, n = size + stride_pad + offset, 257
+        buf = memoryview(bytes(rng.randrange(256) for _ in range(n * stride))).cast("B")
+        want = [codec.decode(buf, offset + i * stride) for i in range(n)]
+        assert list(codec.column(buf, n, stride, offset)) == want

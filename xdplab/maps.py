@@ -61,7 +61,9 @@ import ctypes.util
 import errno
 import html
 import ipaddress
+import itertools
 import json
+import operator
 import os
 import re
 import struct
@@ -239,10 +241,23 @@ class Codec:
     values, an array has `elem` (the codec of its items) and makes tuples. `counter` marks
     numbers that add up (summed over CPUs, turned into rates)."""
 
-    def __init__(self, kind, decode, fields=None, tuple_type=None, elem=None):
+    def __init__(self, kind, decode, fields=None, tuple_type=None, elem=None, bulk=None):
         self.kind, self.decode = kind, decode
         self.fields, self.tuple_type, self.elem = fields, tuple_type, elem
         self.counter = kind in ("int", "be")
+        self._bulk = bulk
+
+    def column(self, mv, n, stride, offset=0):
+        """The values of `n` records `stride` bytes apart in byte memoryview `mv`, this one at
+        `offset` in each: an iterable decoded in bulk (struct.iter_unpack or a memoryview cast,
+        one pass in C) where the codec allows, else one decode() per record."""
+        if self._bulk is not None:
+            return self._bulk(mv, n, stride, offset)
+        if self.fields is not None and all(off is not None for _, _, off in self.fields):
+            cols = [c.column(mv, n, stride, offset + off) for _, c, off in self.fields]
+            return map(self.tuple_type._make, zip(*cols))
+        decode = self.decode
+        return (decode(mv, offset + i * stride) for i in range(n))
 
     def kinds(self):
         if self.fields is None:
@@ -284,7 +299,53 @@ def _scalar_codec(kind, size, signed=False):
         "str": lambda b, o: bytes(b[o:o + size]).split(b"\0", 1)[0].decode("utf-8", "replace"),
         "bytes": lambda b, o: bytes(b[o:o + size]),
     }[kind]
-    return Codec(kind, decode)
+    return Codec(kind, decode, bulk=_bulk_reader(kind, size, signed))
+
+
+def _ints(code, order):
+    """bulk(mv, n, stride, offset) → the integers of struct code `code` in byte order `order`."""
+    size = struct.calcsize(code)
+
+    def bulk(mv, n, stride, offset):
+        if n == 0:
+            return ()
+        if order == "=" and stride == size and offset == 0:
+            return mv[:n * size].cast(code)                  # iterated lazily, in C
+        st = struct.Struct(f"{order}{offset}x{code}{stride - offset - size}x")
+        return map(operator.itemgetter(0), st.iter_unpack(mv[:n * stride]))
+    return bulk
+
+
+def _bulk_reader(kind, size, signed):
+    """A bulk reader for scalar `kind` of `size` bytes, or None (then one decode per record)."""
+    code = {1: "b", 2: "h", 4: "i", 8: "q"}.get(size)
+    if code is None:
+        return None
+    ucode = code.upper()
+    native, big = _ints(code if signed else ucode, "="), _ints(ucode, ">")
+    swap16 = (lambda v: v) if NATIVE == "big" else (lambda v: ((v & 0xFF) << 8) | ((v >> 8) & 0xFF))
+
+    def low16_be(mv, n, stride, offset):
+        if size == 2:
+            return big(mv, n, stride, offset)
+        return map(lambda v: swap16(v & 0xFFFF), _ints(ucode, "=")(mv, n, stride, offset))
+
+    def named(reader, names):
+        return lambda mv, n, stride, offset: map(lambda v: names.get(v, v),
+                                                 reader(mv, n, stride, offset))
+    actions = dict(enumerate(XDP_ACTIONS))
+    return {
+        "int": native,
+        "be": big,
+        "ipv4": (lambda mv, n, st, off: map(ipaddress.IPv4Address, big(mv, n, st, off)))
+        if size == 4 else None,
+        "ipv4_host": (lambda mv, n, st, off: map(lambda v: ipaddress.IPv4Address(v & 0xFFFFFFFF),
+                                                 native(mv, n, st, off))) if size == 4 else None,
+        "port": low16_be,
+        "ethertype": named(low16_be, ETHERTYPES),
+        "proto": named(native, IP_PROTOS),
+        "action": named(native, actions),
+    }.get(kind)
 
 
 _SIZES = {"ipv4": (4,), "ipv4_host": (4,), "ipv6": (16,), "port": (2, 4), "ethertype": (2, 4),
@@ -598,7 +659,7 @@ class Map:
                     return None
                 raise LabError(f"reading map {self.name!r} failed: {os.strerror(err)}")
             if n.value:
-                out.append((keys.raw, vals.raw, n.value))
+                out.append((keys, vals, n.value))        # the buffers themselves: no copies
             if err == errno.ENOENT:
                 return out
             ctypes.memmove(token_in, token_out, len(token_in))
@@ -649,20 +710,27 @@ class Map:
         batch: None picks batch reads when the kernel supports them, False forces one lookup
         per key, True requires batch. skip_zero drops entries whose value is all zeros."""
         chunks = self._raw(batch)
-        kdec, vdec = self.key_codec.decode, self.value_codec.decode
-        ks, slot, vs = self.key_size, self._slot, self._vsize
+        kc, vc = self.key_codec, self.value_codec
+        ks, slot, vs, ncpus = self.key_size, self._slot, self._vsize, self.ncpus
         out, zero = {}, bytes(vs)
         for keys, vals, n in chunks:
-            kmv, vmv = memoryview(keys), memoryview(vals)
-            for i in range(n):
-                if skip_zero and vals[i * vs:(i + 1) * vs] == zero:
-                    continue
-                if self.percpu:
-                    cpus = tuple(vdec(vmv, i * vs + c * slot) for c in range(self.ncpus))
-                    value = cpus if per_cpu else combine(self.value_codec, cpus)
+            kmv, vmv = memoryview(keys).cast("B"), memoryview(vals).cast("B")
+            keep = None
+            if skip_zero:
+                keep = [vmv[i * vs:(i + 1) * vs] != zero for i in range(n)]
+            if self.percpu:               # n entries of ncpus slots each: one column of n * ncpus
+                flat = list(vc.column(vmv, n * ncpus, slot))
+                groups = (tuple(flat[j:j + ncpus]) for j in range(0, n * ncpus, ncpus))
+                if per_cpu:
+                    values = groups
+                elif vc.counter and vc.fields is None and vc.elem is None:
+                    values = map(sum, groups)
                 else:
-                    value = vdec(vmv, i * vs)
-                out[kdec(kmv, i * ks)] = value
+                    values = (combine(vc, cpus) for cpus in groups)
+            else:
+                values = vc.column(vmv, n, vs)
+            pairs = zip(kc.column(kmv, n, ks), values)
+            out.update(pairs if keep is None else itertools.compress(pairs, keep))
         return out
 
     def __len__(self):
