@@ -160,3 +160,29 @@ def test_labs_work_inside_a_running_asyncio_loop():
             return lab.id
     lab_id = asyncio.run(lesson())
     assert not [n for n in ns_list() if n.startswith(f"xl-{lab_id}-")]
+
+
+def test_new_links_are_quiet_once_settled():
+    """Links are made without waiting; lab.settle() (run by attach, ping, send, run...) returns
+    once the kernel's start-up reports are over, and after it nothing moves until we send."""
+    from xdplab import rtnl
+    with xdplab.Lab() as lab:
+        c, r, s = lab.host("client"), lab.host("router"), lab.host("server")
+        lab.link(c, r)
+        lab.link(r, s)
+        lab.settle()
+        ends = [i for h in (c, r, s) for i in h.interfaces]
+
+        def counters():
+            out = []
+            for i in ends:
+                with rtnl.Netlink(i.host.ns) as nl:
+                    out.append(nl.tx_packets(i.ifindex))
+            return out
+        before = counters()
+        assert all(n > 0 for n in before)            # the reports were sent, and counted
+        time.sleep(0.5)
+        assert counters() == before, "a lab interface sent frames after the lab had settled"
+        assert c.ping(s, count=2, interval=0.05).received == 2
+        after = counters()
+        assert after[0] == before[0] + 2                # client eth0: two echo requests, nothing else

@@ -25,6 +25,7 @@ class Counts(dict):
 def snmp(host):
     """The SNMP counters of `host`'s network stack (IPv4 and IPv6), named as nstat names them."""
     host.lab._check_open()
+    host.lab.settle()
     with netns.enter(host.ns):
         # /proc/net is the namespace of the process's main thread; thread-self is this thread's
         v4 = open("/proc/thread-self/net/snmp").read().splitlines()
@@ -46,6 +47,7 @@ def link_stats(iface):
         raise LabError(f"link_stats needs a lab interface, not {iface!r}",
                        "e.g. link_stats(lab.client.iface())")
     iface.host.lab._check_open()
+    iface.host.lab.settle()
     with netns.netlink(iface.host.ns) as ipr:
         stats = ipr.get_links(iface.ifindex)[0].get_attr("IFLA_STATS64")
     return Counts(stats)

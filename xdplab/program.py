@@ -159,6 +159,7 @@ class Program:
             set_xdp(None, str(target), self._fns[fn].fd, mode)
             att = Attachment(self, str(target), fn, mode)
         else:
+            self.lab.settle()            # the new links' start-up chatter is not counted
             current = iface.xdp()
             if current.mode and current.mode != mode:
                 # native and generic cannot be active together: remove the other one first

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -25,14 +26,13 @@ import weakref
 from collections import deque
 from pathlib import Path
 
-from pyroute2 import netns as pr_netns
-
-from . import netns, reaper
+from . import netns, reaper, rtnl
 from .errors import LabError, PrivilegeError
 
 _NAME = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 _HOST = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
 _live_labs = weakref.WeakSet()
+QUIET = 0.05        # seconds without a frame after which a new link's start-up chatter is over
 _QUIET_IPV6 = {"accept_dad": "0", "accept_ra": "0", "router_solicitations": "0",
                "mldv1_unsolicited_report_interval": "1", "mldv2_unsolicited_report_interval": "1"}
 
@@ -152,6 +152,7 @@ class Host:
         self.ns = f"{reaper.NS_PREFIX}{lab.id}-{name}"
         self.interfaces = []
         self._procs = []
+        self._forwarding = False
 
     def __repr__(self):
         addrs = ", ".join(f"{i.name} {i.ip}" for i in self.interfaces)
@@ -196,6 +197,7 @@ class Host:
     def run(self, cmd, check=True, timeout=60, input=None):
         """Run a command inside this host; returns subprocess.CompletedProcess (text)."""
         self.lab._check_open()
+        self.lab.settle()
         try:
             res = subprocess.run(self._argv(cmd), capture_output=True, text=True, timeout=timeout,
                                  input=input)
@@ -209,6 +211,7 @@ class Host:
     def popen(self, cmd, **kw):
         """Start a long-running command inside this host; it is killed when the lab closes."""
         self.lab._check_open()
+        self.lab.settle()
         kw.setdefault("stdout", subprocess.PIPE)
         kw.setdefault("stderr", subprocess.PIPE)
         proc = subprocess.Popen(self._argv(cmd), **kw)
@@ -234,6 +237,7 @@ class Host:
         """Send scapy packet(s) from this host, `count` times each; returns a SendReport.
         Large counts use the fast injector (see xdplab.traffic.send)."""
         from . import traffic
+        self.lab.settle()
         return traffic.send(self, packets, count=count, iface=iface, method=method)
 
     def stream(self, packets, seconds=10.0, rate=None, **kw):
@@ -241,6 +245,7 @@ class Host:
         packets per second or as fast as possible; returns a running xdplab.traffic.Stream."""
         from . import traffic
         self.lab._check_open()
+        self.lab.settle()
         return traffic.Stream(self, packets, seconds=seconds, rate=rate, **kw)
 
     def sysctl(self, key, value):
@@ -273,6 +278,7 @@ class Lab:
         self.links = []
         self.programs = []
         self._pass_fd = None
+        self._unsettled = None          # (time, tx counters) while new links may still chatter
         self._on_close = []
         self.closed = False
         self._created = time.monotonic()
@@ -336,15 +342,17 @@ class Lab:
         h = Host(self, name)
         self.hosts[name] = h
         self._write_state()          # record it before it exists, so a crash cannot leak it
-        netns.off_loop(pr_netns.create, h.ns)
-        with netns.netlink(h.ns) as ipr:
-            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
-        # A quiet IPv6: no duplicate address detection, no router solicitations, and the
-        # multicast listener reports an interface sends when it gets an address (which a
-        # program counting every frame would see) sent at once rather than over seconds.
-        for key in ("all", "default"):
-            for name, value in _QUIET_IPV6.items():
-                h.sysctl(f"net.ipv6.conf.{key}.{name}", value)
+
+        def inside():                # runs in the new namespace (its own thread), never here
+            # A quiet IPv6: no duplicate address detection, no router solicitations, and the
+            # multicast listener reports an interface sends when it gets an address (which a
+            # program counting every frame would see) sent at once rather than over seconds.
+            for key in ("all", "default"):
+                for name, value in _QUIET_IPV6.items():
+                    Path("/proc/sys/net/ipv6/conf", key, name).write_text(value)
+            with rtnl.Netlink() as nl:
+                nl.request(rtnl.link_up(1))          # lo: ifindex 1 in every new namespace
+        rtnl.create_namespace(h.ns, inside)
         return h
 
     def link(self, a, b, rate=None, latency="100ms", burst=None):
@@ -368,8 +376,15 @@ class Lab:
         ia.peer, ib.peer = ib, ia
         link = Link(k, ia, ib, rate=str(rate) if rate else None)
         ia.link = ib.link = link
-        with netns.netlink(a.ns) as ipr:
-            ipr.link("add", ifname=ia.name, kind="veth", peer={"ifname": ib.name, "net_ns_fd": b.ns})
+        # both ends made at once, each in its namespace, with its MAC: one request
+        peer_ns = os.open(os.path.join(netns.NETNS_RUN_DIR, b.ns), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            with rtnl.Netlink(a.ns) as nl:
+                nl.request(rtnl.veth(ia.name, ib.name, peer_ns, ia.mac, ib.mac))
+        except OSError as e:
+            raise LabError(f"could not link {a.name} and {b.name}: {e.strerror}") from None
+        finally:
+            os.close(peer_ns)
         a.interfaces.append(ia)
         b.interfaces.append(ib)
         self.links.append(link)
@@ -378,55 +393,78 @@ class Lab:
             if rate:
                 self._shape(end, rate, latency, burst)
         self._route()
-        self._settle(link)
+        self._unsettled = (time.monotonic(), self._tx_counters())    # see settle()
         return link
 
-    @staticmethod
-    def _tx_packets(i):
-        with netns.netlink(i.host.ns) as ipr:
-            return ipr.get_links(i.ifindex)[0].get_attr("IFLA_STATS64")["tx_packets"]
+    # -- quiet links ------------------------------------------------------------------------------
+    def _tx_counters(self):
+        """Every lab interface's tx_packets, as the kernel counts them."""
+        out = []
+        for h in self.hosts.values():
+            if h.interfaces:
+                with rtnl.Netlink(h.ns) as nl:
+                    out += [nl.tx_packets(i.ifindex) for i in h.interfaces]
+        return tuple(out)
 
-    def _settle(self, link, quiet=0.05, limit=1.0):
-        """Wait until the new link's start-up chatter (IPv6 multicast listener reports) is over,
-        so that the first packet a lesson counts is one it sent."""
+    def settle(self, limit=1.0):
+        """Wait until the lab's start-up chatter is over: the IPv6 multicast listener reports the
+        kernel sends when an interface gets an address (`mld_qrv` times each, some
+        milliseconds apart; see _QUIET_IPV6), so that the first packet a lesson counts is one it
+        sent. Quiet means: no lab interface has sent anything for `QUIET` seconds, as the
+        kernel's transmit counters show. Links are made without waiting; this runs before the
+        first thing that sends or counts (attach, ping, send, stream, run...), by which time —
+        after a compile, say — the links have usually long been quiet, and it returns at once."""
+        if self._unsettled is None or self.closed:
+            return
+        since, last = self._unsettled
         deadline = time.monotonic() + limit
-        last, since = None, time.monotonic()
-        while time.monotonic() < deadline:
-            now = (self._tx_packets(link.a), self._tx_packets(link.b))
+        while True:
+            now = self._tx_counters()
+            t = time.monotonic()
             if now != last:
-                last, since = now, time.monotonic()
-            elif time.monotonic() - since >= quiet:
-                return
-            time.sleep(0.01)
+                since, last = t, now
+            elif t - since >= QUIET:
+                break
+            if t >= deadline:
+                break
+            time.sleep(min(QUIET / 5, max(0.001, since + QUIET - t)))
+        self._unsettled = None
 
     def _configure(self, i):
-        with netns.netlink(i.host.ns) as ipr:
-            idx = ipr.link_lookup(ifname=i.name)[0]
-            i.ifindex = idx
-            ipr.link("set", index=idx, address=i.mac, state="up")
-            ipr.addr("add", index=idx, address=i.ip, prefixlen=i.prefixlen)
-            ipr.addr("add", index=idx, address=i.ip6, prefixlen=i.prefixlen6)
-            ipr.neigh("replace", dst=i.peer.ip, lladdr=i.peer.mac, ifindex=idx, state="permanent")
-            ipr.neigh("replace", dst=i.peer.ip6, lladdr=i.peer.mac, ifindex=idx, state="permanent",
-                      family=10)
-        # Full checksums in every packet (a lesson rewriting ports must see real checksums),
-        # and VLAN tags kept in the frame where XDP can parse them.
-        i.ethtool("tx", "off", "rxvlan", "off", "txvlan", "off")
+        """Addresses, static neighbours (no ARP or NDP needed before the first packet) and the
+        offloads of one end of a new link: one netlink round trip and two ioctls, in its host."""
+        with netns.enter(i.host.ns):
+            i.ifindex = socket.if_nametoindex(i.name)
+            with rtnl.Netlink() as nl:
+                nl.request(rtnl.link_up(i.ifindex),
+                           rtnl.addr(i.ifindex, i.ip, i.prefixlen),
+                           rtnl.addr(i.ifindex, i.ip6, i.prefixlen6),
+                           rtnl.neigh(i.ifindex, i.peer.ip, i.peer.mac),
+                           rtnl.neigh(i.ifindex, i.peer.ip6, i.peer.mac))
+            # Full checksums in every packet (a lesson rewriting ports must see real checksums),
+            # and VLAN tags kept in the frame where XDP can parse them.
+            rtnl.plain_offloads(i.name)
 
     def _shape(self, i, rate, latency, burst):
         bits = rate if isinstance(rate, int) else None
         rate_s = f"{bits}bit" if bits else str(rate)
         if burst is None:
             burst = "16kb"    # at least a few full-size frames, small enough to keep the rate exact
-        i.host.run(["tc", "qdisc", "replace", "dev", i.name, "root", "tbf", "rate", rate_s,
-                    "burst", str(burst), "latency", str(latency)])
+        argv = ["tc", "qdisc", "replace", "dev", i.name, "root", "tbf", "rate", rate_s,
+                "burst", str(burst), "latency", str(latency)]
+        res = subprocess.run(i.host._argv(argv), capture_output=True, text=True, timeout=60)
+        if res.returncode != 0:
+            raise LabError(f"{' '.join(argv)!r} on {i.host.name} failed (exit {res.returncode}): "
+                           f"{(res.stderr or res.stdout).strip()}")
 
     def _route(self):
         """Static routes along the link graph (shortest paths), forwarding on multi-link hosts."""
         for h in self.hosts.values():
-            if len(h.interfaces) > 1:
-                h.sysctl("net.ipv4.ip_forward", 1)
-                h.sysctl("net.ipv6.conf.all.forwarding", 1)
+            if len(h.interfaces) > 1 and not h._forwarding:
+                with netns.enter(h.ns):
+                    Path("/proc/sys/net/ipv4/ip_forward").write_text("1")
+                    Path("/proc/sys/net/ipv6/conf/all/forwarding").write_text("1")
+                h._forwarding = True
             # breadth-first: the first hop out of h towards every other host
             first_hop = {}
             queue = deque()
@@ -449,11 +487,10 @@ class Lab:
                 if out is not None:
                     routes.append((link, out))
             if routes:
-                with netns.netlink(h.ns) as ipr:
-                    for link, out in routes:
-                        ipr.route("replace", dst=str(link.subnet), gateway=out.peer.ip, oif=out.ifindex)
-                        ipr.route("replace", dst=str(link.subnet6), gateway=out.peer.ip6,
-                                  oif=out.ifindex, family=10)
+                with rtnl.Netlink(h.ns) as nl:
+                    nl.request(*[r for link, out in routes for r in (
+                        rtnl.route(link.subnet, out.peer.ip, out.ifindex),
+                        rtnl.route(link.subnet6, out.peer.ip6, out.ifindex))])
 
     def interface(self, target):
         """Resolve a Host, Interface, "host:ifname" or a unique interface name to an Interface."""
@@ -537,11 +574,19 @@ class Lab:
         if self._pass_fd is not None:
             os.close(self._pass_fd)
         try:
-            self._watchdog.stdin.close()
-            self._watchdog.wait(timeout=5)
+            self._watchdog.stdin.close()     # it sees the end of its pipe and exits by itself
         except Exception:
             pass
+        _retiring.append(self._watchdog)     # collected later, not waited for here
+        _collect_watchdogs()
         _live_labs.discard(self)
+
+
+_retiring = []                 # watchdogs of closed labs, exiting on their own
+
+
+def _collect_watchdogs():
+    _retiring[:] = [w for w in _retiring if w.poll() is None]
 
 
 @atexit.register
