@@ -1,0 +1,27 @@
+/* Bug: when the map is full, packets from a new address are dropped instead of passed uncounted. */
+#include "parsing_helpers.h"
+
+BPF_HASH(talkers, __be32, u64, 1024);
+
+int lab02_talkers(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct hdr_cursor nh = { .pos = data };
+	struct ethhdr *eth;
+	struct iphdr *iph;
+	__be32 source;
+	u64 zero = 0, *packets;
+
+	if (parse_ethhdr(&nh, data_end, &eth) != bpf_htons(ETH_P_IP))
+		return XDP_PASS;
+	if (parse_iphdr(&nh, data_end, &iph) < 0)
+		return XDP_PASS;
+
+	source = iph->saddr;
+	packets = talkers.lookup_or_try_init(&source, &zero);
+	if (!packets)
+		return XDP_DROP;
+	__sync_fetch_and_add(packets, 1);
+	return XDP_PASS;
+}
