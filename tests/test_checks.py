@@ -145,9 +145,10 @@ def test_output_problems_say_what_came_out(lab_dir):
         'CASES = [', 'CASES = [verdict("UDP to port 7", Ether() / IP() / UDP(dport=7), "pass", '
         'check=lambda r: "its port should be 8"), '))
     report = checks.run(lab_dir, RIGHT, seed=1)
-    assert report.results[0].message == ("UDP to port 7 was passed, but its port should be 8 "
-                                         "(what came out: Ether / IP / UDP 127.0.0.1:domain > "
-                                         "127.0.0.1:echo)")
+    assert report.results[0].message == (
+        "UDP to port 7 was passed, but its port should be 8 (what came out: Ethernet "
+        "02:00:00:00:00:01 → 02:00:00:00:00:02 / IPv4 127.0.0.1 → 127.0.0.1 (TTL 64, checksum "
+        "0x7cce) / UDP port 53 → port 7 (checksum 0x01a0))")
 
 
 def test_passing_program(lab_dir, store):

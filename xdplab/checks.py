@@ -74,12 +74,51 @@ def word(verdict):
     return WORDS.get(verdict, str(verdict))
 
 
+def _layer_words(layer):
+    """One layer of a packet in a few words, with numbers rather than scapy's port names."""
+    name = type(layer).__name__
+    f = layer.getfieldval
+    if name == "Ether":
+        return f"Ethernet {f('src')} → {f('dst')}"
+    if name in ("Dot1Q", "Dot1AD"):
+        return f"VLAN {f('vlan')}"
+    if name == "IP":
+        frag = (", a later fragment" if f("frag") else
+                ", a first fragment" if int(f("flags")) & 1 else "")
+        return f"IPv4 {f('src')} → {f('dst')} (TTL {f('ttl')}, checksum {f('chksum'):#06x}{frag})"
+    if name == "IPv6":
+        return f"IPv6 {f('src')} → {f('dst')}"
+    if name in ("UDP", "TCP"):
+        return f"{name} port {f('sport')} → port {f('dport')} (checksum {f('chksum'):#06x})"
+    if name == "ICMP":
+        kind = {0: "echo reply", 8: "echo request", 3: "destination unreachable",
+                11: "time exceeded"}.get(f("type"), f"type {f('type')}")
+        return f"ICMP {kind} (checksum {f('chksum'):#06x})"
+    if name == "Raw":
+        n = len(f("load"))
+        return f"{n} byte{'s' if n != 1 else ''} of data"
+    if name in ("ICMPv6EchoRequest", "ICMPv6EchoReply"):
+        kind = "request" if name.endswith("Request") else "reply"
+        return f"ICMPv6 echo {kind} (sequence {f('seq')}, checksum {f('cksum'):#06x})"
+    ext = {"IPv6ExtHdrHopByHop": "hop-by-hop options", "IPv6ExtHdrDestOpt": "destination options",
+           "IPv6ExtHdrRouting": "routing header", "IPv6ExtHdrFragment": "fragment header"}
+    if name in ext:
+        return ext[name] + (f" (offset {f('offset')})" if name == "IPv6ExtHdrFragment" else "")
+    return layer.name
+
+
 def summary(packet):
-    """A packet in one line, as scapy prints it ("Ether / IP / UDP 10.11.0.1:4000 > ...")."""
+    """A packet in one line of plain words: "Ethernet ... / IPv4 10.11.0.1 → 10.11.0.2 (TTL 64,
+    checksum 0x1c46) / UDP port 4000 → port 7001 (checksum 0xf04f) / 5 bytes of data"."""
+    words = []
     try:
-        return packet.summary()
+        layer = packet
+        while layer is not None and type(layer).__name__ != "NoPayload":
+            words.append(_layer_words(layer))
+            layer = layer.payload if layer.payload else None
     except Exception:
         return f"{len(bytes(packet))} bytes"
+    return " / ".join(words)
 
 
 def verdict(what, packet, expect, hidden=False, check=None, about=None):
