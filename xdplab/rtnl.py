@@ -26,6 +26,7 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_REPLACE = 0x1, 0x4, 0x200, 0x400, 0x100
 RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWNEIGH = 16, 18, 20, 24, 28
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_LINKINFO, IFLA_STATS64, IFLA_NET_NS_FD = 1, 3, 18, 23, 28
+IFLA_XDP, IFLA_XDP_ATTACHED, IFLA_XDP_PROG_ID = 43, 2, 4
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 NDA_DST, NDA_LLADDR, NUD_PERMANENT = 1, 2, 0x80
@@ -157,8 +158,8 @@ class Netlink:
         if failure:
             raise OSError(failure[0], f"{failure[1]}: {os.strerror(failure[0])}")
 
-    def tx_packets(self, index):
-        """The kernel's tx_packets counter of interface `index` (IFLA_STATS64)."""
+    def get_link(self, index):
+        """{attribute type: raw value} of interface `index` (RTM_GETLINK)."""
         self.seq += 1
         self.sock.sendall(struct.pack("=IHHII", 16 + 16, RTM_GETLINK, NLM_F_REQUEST, self.seq, 0)
                           + _ifinfo(index))
@@ -170,10 +171,23 @@ class Netlink:
                     code, = struct.unpack_from("=i", payload)
                     raise OSError(-code, f"link {index}: {os.strerror(-code)}")
                 if kind == RTM_NEWLINK:
-                    for akind, value in _attrs(payload, 16):
-                        if akind == IFLA_STATS64:
-                            return struct.unpack_from("=Q", value, 8)[0]    # rx_packets, tx_packets
-                    return 0
+                    return dict(_attrs(payload, 16))
+
+    def tx_packets(self, index):
+        """The kernel's tx_packets counter of interface `index` (IFLA_STATS64)."""
+        stats = self.get_link(index).get(IFLA_STATS64)
+        return struct.unpack_from("=Q", stats, 8)[0] if stats else 0   # rx_packets, tx_packets
+
+    def xdp(self, index):
+        """(IFLA_XDP_ATTACHED, IFLA_XDP_PROG_ID) of interface `index`: how an XDP program is
+        attached there (0 none, 1 native, 2 generic, 3 offload, 4 several) and its id."""
+        raw = self.get_link(index).get(IFLA_XDP)
+        if raw is None:
+            return 0, 0
+        xdp = dict(_attrs(raw, 0))
+        attached = xdp.get(IFLA_XDP_ATTACHED, b"\0")[0]
+        prog = xdp.get(IFLA_XDP_PROG_ID)
+        return attached, struct.unpack("=I", prog[:4])[0] if prog else 0
 
 
 def _messages(data):

@@ -80,13 +80,9 @@ class Interface:
 
     def xdp(self):
         """What XDP program is attached here: XdpState(mode, prog_id), mode None when none."""
-        with netns.netlink(self.host.ns) as ipr:
-            msg = ipr.get_links(self.ifindex)[0]
-        xdp = msg.get_attr("IFLA_XDP")
-        if not xdp:
-            return XdpState(None, 0)
-        attached = xdp.get_attr("IFLA_XDP_ATTACHED") or 0
-        return XdpState(_XDP_MODES.get(attached), xdp.get_attr("IFLA_XDP_PROG_ID") or 0)
+        with rtnl.Netlink(self.host.ns) as nl:
+            attached, prog_id = nl.xdp(self.ifindex)
+        return XdpState(_XDP_MODES.get(attached), prog_id)
 
     def ethtool(self, *args):
         """Set offloads on this interface, e.g. iface.ethtool("tx", "off")."""
