@@ -206,3 +206,28 @@ def test_runtime_never_imports_ipywidgets():
             "print('ipywidgets' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_forked_child_gets_its_own_helper(lab):
+    """A process forked after the helper started must not talk on its parent's socket."""
+    from xdplab import diagnostics, headers, program
+    parent = compiler.helper()
+    headers.ensure()
+    flags = [f"-I{program.INCLUDE}", *diagnostics.CFLAGS]
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            loaded = compiler.load("int xdp_f(struct xdp_md *ctx) { return XDP_DROP; }\n", flags,
+                                   ["xdp_f"])
+            code = 0 if compiler.helper().pid != parent.pid and loaded.funcs["xdp_f"].fd >= 0 else 2
+            loaded.cleanup()
+            compiler._stop()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert compiler.helper() is parent and parent.alive()
+    prog = lab.load(COUNT.replace("VERDICT", "XDP_PASS") + "// after a fork\n")
+    assert verdict(prog) == "XDP_PASS"
+    prog.close()

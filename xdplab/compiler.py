@@ -76,6 +76,7 @@ class Helper:
             os.close(life_r)
         self.sock, self.life = ours, life_w
         self.pid = self.proc.pid
+        self.owner = os.getpid()          # a forked child must not talk on its parent's socket
 
     def alive(self):
         return self.proc.poll() is None
@@ -107,6 +108,8 @@ def helper():
     """The running helper, started if there is none."""
     global _helper
     with _lock:
+        if _helper is not None and _helper.owner != os.getpid():
+            _helper = None                # inherited through fork(): the parent's, not ours
         if _helper is None or not _helper.alive():
             if _helper is not None:
                 _helper.stop()
@@ -126,9 +129,9 @@ def restart():
     """Stop the helper (if any) and start a new one."""
     global _helper
     with _lock:
-        if _helper is not None:
+        if _helper is not None and _helper.owner == os.getpid():
             _helper.stop()
-            _helper = None
+        _helper = None
         return helper()
 
 
@@ -136,9 +139,9 @@ def restart():
 def _stop():
     global _helper
     with _lock:
-        if _helper is not None:
+        if _helper is not None and _helper.owner == os.getpid():
             _helper.stop()
-            _helper = None
+        _helper = None
 
 
 # -- what identifies a compile -----------------------------------------------------------------------
