@@ -104,7 +104,8 @@ def bench_snapshot(entries=65536, repeat=3):
             ours_t.append(_median(lambda: m.snapshot(batch=True), 1))
             floor_t.append(_median(lambda: floor_read(m.fd, entries), 1))
         raw = entries * (m.key_size + m.value_size)
-        extra, floor_extra = peak_extra(lambda: m.snapshot(batch=True)), peak_extra(lambda: floor_read(m.fd, entries))
+        extra = peak_extra(lambda: m.snapshot(batch=True))
+        floor_extra = peak_extra(lambda: floor_read(m.fd, entries))
         t = time.perf_counter()
         m.clear()
         clear = time.perf_counter() - t

@@ -437,8 +437,8 @@ class Helper:
                     struct.pack_into("<i", insns, 8 * i + 4, made[n])
                 code = ctypes.create_string_buffer(bytes(insns), len(insns))
                 fd, log = captured(lambda: lib.bcc_func_load(
-                    mod, BPF_PROG_TYPE_XDP, fn.encode(), ctypes.addressof(code), len(insns), entry.license.encode(),
-                    lib.bpf_module_kern_version(mod), 0, None, 0, None, -1))
+                    mod, BPF_PROG_TYPE_XDP, fn.encode(), ctypes.addressof(code), len(insns),
+                    entry.license.encode(), lib.bpf_module_kern_version(mod), 0, None, 0, None, -1))
                 if isinstance(fd, Exception) or fd < 0:
                     raise OSError(errno.EINVAL, f"reloading {fn} failed: {log.strip()}")
                 fns.append(fd)

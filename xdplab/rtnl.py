@@ -12,7 +12,6 @@ The message layouts are those of include/uapi/linux/rtnetlink.h, if_link.h, if_a
 neighbour.h and veth.h. Errors raise OSError(errno) naming the request that failed.
 """
 import ctypes
-import errno
 import ipaddress
 import os
 import socket
