@@ -335,9 +335,12 @@ def findings(probe):
     red = probe.get("redirect", {})
     if "cases" in red:
         out["redirect into veth, peer without XDP"] = _redirect_observable(red["cases"]["trap"])
-        gro = red["cases"]["gro"]
-        server = gro["link"].get("server:eth0 (peer, no XDP)", {})
-        out["same, peer GRO on"] = f"server rx_packets +{server.get('rx_packets', 0)} of {red['frames']}"
+        for case, label in (("gro", "same, GRO on at the peer"),
+                            ("peer_xdp", "same, XDP_PASS program on the peer")):
+            if case in red["cases"]:
+                link = red["cases"][case]["link"]
+                server = next((v for k, v in link.items() if k.startswith("server:")), {})
+                out[label] = f"server rx_packets +{server.get('rx_packets', 0)} of {red['frames']}"
     else:
         out["redirect into veth, peer without XDP"] = red.get("error", "?")
     return out
