@@ -47,10 +47,11 @@ if has probe; then
 fi
 if has tests; then
   log "tests begin"
-  # only the modules that have kernel-marked tests: collecting all of tests/ (matplotlib,
+  # --timeout 900: a test compiles up to two programs, minutes each under TCG. Only the modules
+  # that have kernel-marked tests: collecting all of tests/ (matplotlib,
   # playwright...) takes minutes under TCG
   files=$(grep -l "pytest.mark.kernel" tests/test_*.py)
-  timeout -k 10 1500 "$py" -m pytest -p no:cacheprovider -m kernel -v -rA --junitxml="$out/junit.xml" \
+  timeout -k 10 1500 "$py" -m pytest -p no:cacheprovider -m kernel -v -rA --timeout 900 --junitxml="$out/junit.xml" \
       -o junit_family=xunit2 $files > "$out/pytest.log" 2>&1
   echo $? > "$out/pytest.rc"
   log "tests end rc=$(cat "$out/pytest.rc")"
