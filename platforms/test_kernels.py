@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "kernels"))
 import run  # noqa: E402
 
-GUEST_TIMEOUT = int(os.environ.get("XDPLAB_VM_TIMEOUT", "1500"))
+GUEST_TIMEOUT = int(os.environ.get("XDPLAB_VM_TIMEOUT", "3600"))
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="boots guests: needs root")
 

@@ -51,7 +51,7 @@ if has tests; then
   # that have kernel-marked tests: collecting all of tests/ (matplotlib,
   # playwright...) takes minutes under TCG
   files=$(grep -l "pytest.mark.kernel" tests/test_*.py)
-  timeout -k 10 1500 "$py" -m pytest -p no:cacheprovider -m kernel -v -rA --timeout 900 --junitxml="$out/junit.xml" \
+  timeout -k 10 2400 "$py" -m pytest -p no:cacheprovider -m kernel -v -rA --timeout 900 --junitxml="$out/junit.xml" \
       -o junit_family=xunit2 $files > "$out/pytest.log" 2>&1
   echo $? > "$out/pytest.rc"
   log "tests end rc=$(cat "$out/pytest.rc")"

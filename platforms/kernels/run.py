@@ -9,7 +9,7 @@ and prints one table kernel x check -> ok / adapted / fail / hang.
 Environment: XDPLAB_CACHE (default REPO/.cache) holds the kernels, the virtme-ng venv and the
 runs; XDPLAB_VM_ACCEL = tcg (default: nested KVM hangs on our machines) | kvm | auto (KVM, and
 TCG if the guest shows no sign of life within XDPLAB_VM_BOOT_TIMEOUT s); XDPLAB_VM_TIMEOUT (s per
-guest, default 1500); XDPLAB_VM_MEMORY (default 3G); XDPLAB_VM_CPUS (default 2).
+guest, default 3600); XDPLAB_VM_MEMORY (default 3G); XDPLAB_VM_CPUS (default 2).
 
 Guests have no network device; the host's root filesystem is shared read-only and each guest
 writes only into its own run directory (--rwdir). Every qemu started here is in a process group
@@ -145,7 +145,7 @@ def boot(series, release, kdir, steps=STEPS, timeout=None, accel=None, log=say):
     if not shutil.which("qemu-system-x86_64"):
         raise MatrixError("no qemu-system-x86_64: apt-get install qemu-system-x86 "
                           "(platforms/kernels/fetch.sh does it)")
-    timeout = timeout or int(os.environ.get("XDPLAB_VM_TIMEOUT", "1500"))
+    timeout = timeout or int(os.environ.get("XDPLAB_VM_TIMEOUT", "3600"))
     accel = accel or os.environ.get("XDPLAB_VM_ACCEL", "tcg")
     if accel not in ("tcg", "kvm", "auto"):
         raise MatrixError(f"XDPLAB_VM_ACCEL={accel}: use tcg, kvm or auto")
@@ -411,7 +411,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--kernels", default=",".join(SERIES), help="comma-separated: 5.10,6.1,6.12")
     p.add_argument("--steps", default=",".join(STEPS), help="comma-separated: doctor,probe,tests")
-    p.add_argument("--timeout", type=int, help="seconds per guest (XDPLAB_VM_TIMEOUT, 1500)")
+    p.add_argument("--timeout", type=int, help="seconds per guest (XDPLAB_VM_TIMEOUT, 3600)")
     p.add_argument("--report", action="store_true",
                    help="boot nothing: print the table of the last run of each kernel")
     args = p.parse_args(argv)
