@@ -83,6 +83,33 @@ def assert_nothing_left(pids, before, what):
     assert not left(), f"{what} left lab resources behind after its kernel exited: {left()}"
 
 
+def compile_helpers(pid):
+    """(pid, start time) of the compile helpers (xdplab/compile_helper.py) process `pid` started."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                status = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if f"\nPPid:\t{pid}\n" in status and b"compile_helper.py" in cmdline:
+            found.add((int(entry), reaper.start_time(int(entry))))
+    return found
+
+
+def assert_helpers_gone(helpers, what):
+    """The compile helpers of a kernel that exited are gone too (they die with it)."""
+    deadline = time.monotonic() + REAP_PATIENCE
+    alive = lambda: [p for p, start in helpers if reaper.start_time(p) == start]
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(), f"the compile helper of {what}'s kernel outlived it: {alive()}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
 def test_runs_top_to_bottom(path):
     nb = nbformat.read(path, as_version=4)
@@ -91,6 +118,12 @@ def test_runs_top_to_bottom(path):
                             resources={"metadata": {"path": str(path.parent)}})
     kernel = {}
     client.on_notebook_start = lambda notebook: kernel.update(pid=client.km.provisioner.pid)
+    helpers = set()
+    client.on_cell_executed = lambda **_: helpers.update(compile_helpers(kernel["pid"]))
     client.execute()          # raises CellExecutionError naming the cell on any error
     assert "pid" in kernel, "nbclient did not report its kernel"
     assert_nothing_left([kernel["pid"]], before, path.name)
+    code = "".join(c.source for c in nb.cells if c.cell_type == "code")
+    if "%%xdp" in code or ".load(" in code:
+        assert helpers, f"{path.name} compiles, yet no compile helper of its kernel was seen"
+    assert_helpers_gone(helpers, path.name)
