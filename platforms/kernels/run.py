@@ -37,7 +37,7 @@ SERIES = ("5.10", "6.1", "6.12")
 STEPS = ("doctor", "probe", "tests")
 OK, ADAPTED, FAIL, HANG, NOTRUN = "ok", "adapted", "fail", "hang", "not run"
 
-_groups = set()          # process groups of running guests
+_groups = {}             # process group id -> Popen of its leader (virtme-run), per running guest
 QEMU_NAME = "xdplab-kernels-"   # qemu -name of our guests (pgrep -f "name xdplab-kernels-")
 
 
@@ -52,6 +52,9 @@ def say(msg):
 # --- cleanup: no qemu survives this process ----------------------------------------------------
 
 def _kill_group(pgid):
+    """SIGTERM, then SIGKILL, the whole process group of a guest (virtme-run, qemu, helpers) and
+    wait until none of it is left (the leader, our child, is reaped so that it counts as gone)."""
+    proc = _groups.get(pgid)
     for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pgid, sig)
@@ -59,13 +62,15 @@ def _kill_group(pgid):
             break
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
+            if proc is not None:
+                proc.poll()                  # reap the leader: a zombie still counts in its group
             try:
                 os.killpg(pgid, 0)
             except ProcessLookupError:
-                _groups.discard(pgid)
+                _groups.pop(pgid, None)
                 return
             time.sleep(0.1)
-    _groups.discard(pgid)
+    _groups.pop(pgid, None)
 
 
 def kill_all():
@@ -185,7 +190,7 @@ def _boot_once(virtme, series, release, kimg, out, steps, timeout, accel, boot_d
     console = open(out.parent / f"{release}.console.log", "wb")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
                             start_new_session=True, cwd=REPO)
-    _groups.add(proc.pid)
+    _groups[proc.pid] = proc
     status = None
     seen = 0
     try:
