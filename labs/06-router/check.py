@@ -1,9 +1,11 @@
 """Lab 06 — a router in XDP: IPv4 forwarded with bpf_fib_lookup() and bpf_redirect(), TTL - 1."""
-from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Ether
+from scapy.packet import Raw
 
 import xdplab
+from xdplab import sampling
 from xdplab.checks import case, word
 from xdplab.forwarding import measure, test_run_on
 
@@ -30,6 +32,8 @@ def TOPOLOGY():
         client, router, server = lab.host("client"), lab.host("router"), lab.host("server")
         lab.link(client, router)
         lab.link(router, server)
+        for host, ifname in ((router, "eth1"), (server, "eth0")):   # a smaller MTU behind the router
+            host.run(["ip", "link", "set", "dev", ifname, "mtu", str(MTU)])
     except BaseException:
         lab.close()
         raise
@@ -40,47 +44,62 @@ def TOPOLOGY():
 C, R0, R1, S = "10.11.0.1", "10.11.0.2", "10.11.1.1", "10.11.1.2"
 CM, R0M, R1M, SM = "02:58:4c:00:00:01", "02:58:4c:00:00:02", "02:58:4c:01:00:01", "02:58:4c:01:00:02"
 ROUTED = {("Ether", "dst"), ("Ether", "src"), ("IP", "ttl"), ("IP", "chksum")}
+MTU = 1280                    # of the router—server link (the check's lab; the notebook keeps 1500)
 
 
 def run_on(t, ifname, packet):
     return test_run_on(t.prog, t.router.iface(ifname), packet)
 
 
-def forwarded(what, ifname, packet, macs, hidden=False):
+def forwarded(what, ifname, packet, macs, hidden=False, about=None):
     """A case: `packet` arriving on the router's `ifname` is redirected with MACs `macs` (src, dst),
     TTL one lower, a right checksum, and nothing else changed."""
     def run(t):
-        r = run_on(t, ifname, packet)
-        if r.verdict != "XDP_REDIRECT":
-            t.fail(f"{what} was {word(r.verdict)}; it should be redirected")
-        out, problems = r.packet, []
-        if (out.src, out.dst) != macs:
-            problems.append(f"its MAC addresses are {out.src} → {out.dst}, they should be "
-                            f"{macs[0]} → {macs[1]} (the outgoing interface → the next hop)")
-        if out[IP].ttl != packet[IP].ttl - 1:
-            problems.append(f"its TTL is {out[IP].ttl}, it should be {packet[IP].ttl - 1}")
-        fresh = out.copy()
-        del fresh[IP].chksum
-        right = Ether(bytes(fresh))[IP].chksum
-        if out[IP].chksum != right:
-            problems.append(f"its IPv4 header checksum is {out[IP].chksum:#06x}, not {right:#06x}")
-        other = {(c.layer, c.field) for c in r.diff} - ROUTED
-        if other:
-            problems.append("it changed more than a router should: "
-                            + ", ".join(f"{layer}.{field}" for layer, field in sorted(other)))
-        if problems:
-            t.fail(f"{what} was redirected, but " + "; ".join(problems))
-        return f"{what} was redirected to {macs[1]}, TTL {packet[IP].ttl} → {out[IP].ttl}"
-    return case(f"{what} → redirected, TTL - 1", hidden)(run)
+        return expect_forwarded(t, what, ifname, packet, macs, about)
+    return case(f"{what} → redirected, TTL - 1", hidden, about)(run)
 
 
-def passed(what, ifname, packet, hidden=False):
+def expect_forwarded(t, what, ifname, packet, macs, about=None):
+    """Fail unless `packet` arriving on `ifname` is redirected as a router would."""
+    r = run_on(t, ifname, packet)
+    if r.verdict != "XDP_REDIRECT":
+        t.fail(f"{what} was {word(r.verdict)}; it should be redirected", about)
+    out, problems = r.packet, []
+    if (out.src, out.dst) != macs:
+        problems.append(f"its MAC addresses are {out.src} → {out.dst}, they should be "
+                        f"{macs[0]} → {macs[1]} (the outgoing interface → the next hop)")
+    if out[IP].ttl != packet[IP].ttl - 1:
+        problems.append(f"its TTL is {out[IP].ttl}, it should be {packet[IP].ttl - 1}")
+    fresh = out.copy()
+    del fresh[IP].chksum
+    right = Ether(bytes(fresh))[IP].chksum
+    if out[IP].chksum != right:
+        problems.append(f"its IPv4 header checksum is {out[IP].chksum:#06x}, not {right:#06x}")
+    other = {(c.layer, c.field) for c in r.diff} - ROUTED
+    if other:
+        problems.append("it changed more than a router should: "
+                        + ", ".join(f"{layer}.{field}" for layer, field in sorted(other)))
+    if problems:
+        t.fail(f"{what} was redirected, but " + "; ".join(problems), about)
+    return f"{what} was redirected to {macs[1]}, TTL {packet[IP].ttl} → {out[IP].ttl}"
+
+
+def passed(what, ifname, packet, hidden=False, about=None):
     def run(t):
-        v = run_on(t, ifname, packet).verdict
-        if v != "XDP_PASS":
-            t.fail(f"{what} was {word(v)}; it should be passed to the router's stack")
-        return f"{what} was passed to the stack"
-    return case(f"{what} → passed", hidden)(run)
+        return expect_passed(t, what, ifname, packet, about)
+    return case(f"{what} → passed", hidden, about)(run)
+
+
+def expect_passed(t, what, ifname, packet, about=None):
+    """Fail unless `packet` arriving on `ifname` goes to the router's stack as it came."""
+    r = run_on(t, ifname, packet)
+    if r.verdict != "XDP_PASS":
+        t.fail(f"{what} was {word(r.verdict)}; it should be passed to the router's stack", about)
+    if r.output_bytes != r.input_bytes:
+        fields = ", ".join(f"{c.layer}.{c.field}" for c in r.diff if c.field)
+        t.fail(f"{what} was passed to the stack, but changed ({fields or 'its bytes'}); the stack "
+               "should get it as it came, or it will take one off the TTL a second time", about)
+    return f"{what} was passed to the stack"
 
 
 request = Ether(src=CM, dst=R0M) / IP(src=C, dst=S, ttl=64) / ICMP(type=8, id=1, seq=1) / b"ping"
@@ -92,15 +111,75 @@ arp = passed("An ARP request from the client", "eth0", Ether(src=CM, dst="ff:ff:
 # cases the notebook does not show
 udp = forwarded(f"UDP from {C} to {S} with TTL 9", "eth0",
                 Ether(src=CM, dst=R0M) / IP(src=C, dst=S, ttl=9, tos=0x10) / UDP(sport=4000, dport=9) / (b"x" * 100),
-                (R1M, SM), hidden=True)
+                (R1M, SM), hidden=True, about="UDP with a small TTL and a TOS")
+CASES = [forwarded(f"A ping from {C} to {S} whose IPv4 header checksum is {value:#06x}", "eth0",
+                     sampling.with_checksum(request, IP, value), (R1M, SM), hidden=True,
+                     about="a header checksum near 0xffff")
+           for value in (0xff00, 0xff7f, 0xfffe)]
 for_router = passed(f"A ping from {C} to the router itself ({R0})", "eth0",
-                    Ether(src=CM, dst=R0M) / IP(src=C, dst=R0) / ICMP(), hidden=True)
+                    Ether(src=CM, dst=R0M) / IP(src=C, dst=R0) / ICMP(), hidden=True,
+                    about="a packet for the router itself")
 expiring = passed(f"A ping from {C} to {S} with TTL 1 (the stack answers: time exceeded)", "eth0",
-                  Ether(src=CM, dst=R0M) / IP(src=C, dst=S, ttl=1) / ICMP(), hidden=True)
+                  Ether(src=CM, dst=R0M) / IP(src=C, dst=S, ttl=1) / ICMP(), hidden=True,
+                  about="a packet whose TTL runs out here")
+too_big = passed(f"A 1400-byte UDP datagram from {C} to {S}, bigger than the {MTU}-byte MTU of the "
+                 "link to the server (the stack answers: fragmentation needed)", "eth0",
+                 Ether(src=CM, dst=R0M) / IP(src=C, dst=S, flags="DF") / UDP(sport=4000, dport=9) / (b"m" * 1372),
+                 hidden=True, about="a packet bigger than the MTU of the next link")
+no_neighbour = passed(f"A ping from {C} to 10.11.1.77, an address on the server's link that no host "
+                      "has (the stack asks with ARP first)", "eth0",
+                      Ether(src=CM, dst=R0M) / IP(src=C, dst="10.11.1.77") / ICMP(), hidden=True,
+                      about="a packet to a neighbour the router has no MAC address for")
 ipv6 = passed("An IPv6 packet", "eth0",
-              Ether(src=CM, dst=R0M) / IPv6(src="fd00:11::1", dst="fd00:11:1::2") / UDP(dport=9), hidden=True)
+              Ether(src=CM, dst=R0M) / IPv6(src="fd00:11::1", dst="fd00:11:1::2") / UDP(dport=9), hidden=True,
+              about="IPv6")
 cut = passed("A 20-byte frame cut in the middle of its IPv4 header", "eth0",
-             Ether(bytes(request)[:20]), hidden=True)
+             Ether(bytes(request)[:20]), hidden=True, about="a frame that ends inside its IPv4 header")
+
+
+def draw(rng):
+    """A random packet arriving on the router: (what, ifname, packet, MACs or None, kind)."""
+    inward = rng.random() < 0.5               # server → client, else client → server
+    ifname, (src, dst, smac, dmac, macs) = ("eth1", (S, C, SM, R1M, (R0M, CM))) if inward else \
+        ("eth0", (C, S, CM, R0M, (R1M, SM)))
+    ttl = rng.choice((rng.randrange(2, 256), 2, 255))
+    layer = rng.choice((UDP(sport=sampling.port(rng), dport=sampling.port(rng)),
+                        TCP(sport=sampling.port(rng), dport=sampling.port(rng), flags="S"),
+                        ICMP(type=8, id=rng.randrange(1 << 16), seq=rng.randrange(1 << 16))))
+    size = rng.choice((rng.randrange(0, 200), rng.randrange(0, MTU - 60)))
+    ip = IP(src=src, dst=dst, ttl=ttl, tos=rng.choice((0, 0, 0x10, 0xb8)), id=rng.randrange(1 << 16))
+    packet = Ether(src=smac, dst=dmac) / ip / layer / Raw(sampling.payload(rng, size, size))
+    if rng.random() < 0.6:
+        packet = sampling.with_checksum(packet, IP, sampling.near_carry(rng, high=0xfffe))
+    kind = f"{layer.name} from {'the server to the client' if inward else 'the client to the server'}"
+    what = (f"{kind}, TTL {ttl}, {len(packet)} bytes, IPv4 header checksum "
+            f"{Ether(bytes(packet))[IP].chksum:#06x}, arriving on {ifname}")
+    pick = rng.random()
+    if pick < 0.1:
+        packet[IP].ttl = 1
+        return what.replace(f"TTL {ttl}", "TTL 1"), ifname, Ether(bytes(packet)), None, kind + " with TTL 1"
+    if pick < 0.18 and not inward:            # the client's side has the bigger MTU
+        over = MTU + rng.randrange(1, 200)
+        packet = Ether(src=smac, dst=dmac) / ip / layer
+        packet = Ether(bytes(packet / Raw(b"z" * (over - len(packet[IP])))))
+        return (f"{kind}, {len(packet[IP])} bytes of IPv4 (above the next link's MTU of {MTU})", ifname,
+                packet, None, kind + ", bigger than the next link's MTU")
+    return what, ifname, packet, macs, kind
+
+
+@case("30 random packets between client and server, of every protocol, size, TTL and header "
+      "checksum, forwarded or left to the stack", hidden=True,
+      about="random packets between client and server, with header checksums near 0xffff")
+def random_packets(t):
+    for i in range(30):
+        what, ifname, packet, macs, kind = draw(t.rng)
+        what = f"{what} (random packet {i + 1} of 30)"
+        if macs:
+            expect_forwarded(t, what, ifname, packet, macs, about=kind)
+        else:
+            expect_passed(t, what, ifname, packet, about=kind)
+    return ("30 random packets (UDP, TCP and pings both ways, every size and TTL, header checksums "
+            "near 0xffff, some too big or out of TTL) were forwarded or left to the stack")
 
 
 @case("the client's pings reach the server and come back, through your program, not the stack")
