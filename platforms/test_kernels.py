@@ -22,9 +22,10 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="boots guests: needs r
 
 
 def qemus():
-    """qemu processes of the kernel matrix (other guests on the machine are not ours)."""
-    return subprocess.run(["pgrep", "-af", f"qemu-system.* -name {run.QEMU_NAME}"],
-                          capture_output=True, text=True).stdout
+    """qemu processes of the kernel matrix (other guests on the machine are not ours): pid lines."""
+    out = subprocess.run(["pgrep", "-af", f"qemu-system.* -name {run.QEMU_NAME}"],
+                         capture_output=True, text=True).stdout
+    return set(out.splitlines())
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +35,12 @@ def kernels():
 
 @pytest.fixture(autouse=True)
 def no_qemu_left():
-    assert not qemus(), f"qemu already running before the test: {qemus()}"
+    """Every qemu a test starts is gone when it ends (qemus of another run are left alone)."""
+    before = qemus()
     yield
-    run.kill_all()
-    assert not qemus(), f"the test left qemu running: {qemus()}"
+    assert not run._groups, f"guests still registered: {run._groups}"
+    left = qemus() - before
+    assert not left, f"the test left qemu running: {left}"
 
 
 @pytest.mark.timeout(GUEST_TIMEOUT + 300)
@@ -86,11 +89,13 @@ def test_faults_no_qemu_is_explained(kernels, monkeypatch, tmp_path):
 
 
 @pytest.mark.timeout(300)
-def test_faults_a_hanging_guest_is_killed_and_reported(kernels):
+def test_faults_a_hanging_guest_is_killed_and_reported(kernels, tmp_path):
     release, kdir = kernels["6.1"]
+    already = qemus()
     # 25 s: the guest boots, then hangs in the doctor (which takes ~90 s under TCG)
-    result = run.boot("6.1", release, kdir, steps=["doctor"], timeout=25, accel="tcg")
+    result = run.boot("6.1", release, kdir, steps=["doctor"], timeout=25, accel="tcg",
+                      out=tmp_path / "run")
     assert result["status"] == "hang"
-    assert not qemus()
+    assert not [q for q in qemus() if f"{run.QEMU_NAME}6.1 " in q and q not in already], qemus()
     row = run.cells(result)
     assert "hang" in row.values(), row

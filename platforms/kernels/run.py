@@ -144,8 +144,9 @@ def _progress(out):
         return []
 
 
-def boot(series, release, kdir, steps=STEPS, timeout=None, accel=None, log=say):
-    """Boot one kernel, run guest.sh in it, and return its result dict (see collect())."""
+def boot(series, release, kdir, steps=STEPS, timeout=None, accel=None, log=say, out=None):
+    """Boot one kernel, run guest.sh in it, and return its result dict (see collect()). `out`:
+    the run directory shared with the guest (default RUNS/<release>; emptied first)."""
     virtme = ensure_tools()
     if not shutil.which("qemu-system-x86_64"):
         raise MatrixError("no qemu-system-x86_64: apt-get install qemu-system-x86 "
@@ -157,8 +158,8 @@ def boot(series, release, kdir, steps=STEPS, timeout=None, accel=None, log=say):
     kimg = kdir / "boot" / f"vmlinuz-{release}"
     if not kimg.exists():
         raise MatrixError(f"no kernel image {kimg}: run platforms/kernels/fetch.sh {series}")
-    out = RUNS / release
-    need_space(RUNS, 200)
+    out = Path(out) if out else RUNS / release
+    need_space(out.parent, 200)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     tries = ["kvm", "tcg"] if accel == "auto" else [accel]
