@@ -118,6 +118,23 @@ def test_a_changed_header_is_never_served_from_the_cache(lab, tmp_path):
         p.close()
 
 
+def test_every_header_read_is_checked_not_only_the_include_dirs(lab, tmp_path):
+    """A header reached by a path no -I names (here an absolute #include) is in what clang
+    reported it read: changing it makes the next run compile afresh."""
+    header = tmp_path / "deep" / "verdict.h"
+    header.parent.mkdir()
+    src = f'#include "{header}"\n' + COUNT + "// absolute include test\n"
+    header.write_text("#define VERDICT XDP_DROP\n")
+    first = lab.load(src)
+    again = lab.load(src)
+    assert (first.cached, again.cached) == (False, True)
+    header.write_text("#define VERDICT XDP_TX\n")
+    changed = lab.load(src)
+    assert changed.cached is False and verdict(changed) == "XDP_TX"
+    for p in (first, again, changed):
+        p.close()
+
+
 def test_cache_key_covers_header_tree_kernel_and_flags(tmp_path, monkeypatch):
     tree = tmp_path / "linux-headers-6.1.0"
     (tree / "include").mkdir(parents=True)

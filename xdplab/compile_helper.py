@@ -23,13 +23,14 @@ descriptors passed with SCM_RIGHTS on the first byte):
 Nothing is written but those replies.
 
 The cache. A source compiled before (same key: the client hashes the source, cflags, header tree
-identity and kernel release) is not compiled again: the bcc module of the first compile is kept
-(its BTF, function and line information, table descriptions), its instructions are kept with the
-positions where they name a map, and a re-run creates fresh maps like the first ones, writes their
-fds into a copy of the instructions and loads that through the verifier with the module's line
-information (bcc_func_load). So a re-run gets new, empty maps and a freshly verified program,
-without clang. The helper holds no map or program of its own after a reply: maps and programs
-live exactly as long as the client's fds.
+identity and kernel release) is not compiled again if no header it read has changed since (clang
+lists them, -MD; each is checked by inode, size and times before a re-run): the bcc module of the
+first compile is kept (its BTF, function and line information, table descriptions), its
+instructions are kept with the positions where they name a map, and a re-run creates fresh maps
+like the first ones, writes their fds into a copy of the instructions and loads that through the
+verifier with the module's line information (bcc_func_load). So a re-run gets new, empty maps
+and a freshly verified program, without clang. The helper holds no map or program of its own
+after a reply: maps and programs live exactly as long as the client's fds.
 
 The helper dies with its client: it blocks reading a pipe whose only write end the client holds,
 and exits when that pipe closes (the client exited, or was killed). It ignores SIGINT, which a
@@ -242,9 +243,40 @@ class Privileges:
 class Entry:
     """What a re-run of a cached source needs: the module, instructions, relocations, maps."""
 
-    def __init__(self, bpf, functions, tables, license):
+    def __init__(self, bpf, functions, tables, license, deps):
         self.bpf, self.functions, self.tables, self.license = bpf, functions, tables, license
         self.insns, self.relocs, self.specs = {}, {}, []
+        self.deps = deps              # [(header, identity)] of every header the compile read
+
+    def headers_unchanged(self):
+        return all(file_identity(path) == ident for path, ident in self.deps)
+
+
+def file_identity(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def included(text, kernel_dir):
+    """[(path, identity)] of every header clang read (the text of its -MD dependency file): bcc's
+    own /virtual/ headers aside (bcc's version is in the key), paths relative to the kernel tree,
+    where bcc compiles. None when a header cannot be found again (then the source is not cached)."""
+    words = text.replace("\\\n", " ").split()
+    if not words or not words[0].endswith(":"):
+        return None
+    out = []
+    for word in words[1:]:                # words[0] is the target, "main.o:"
+        if word.startswith("/virtual/"):
+            continue
+        path = word if os.path.isabs(word) else os.path.join(kernel_dir, word)
+        ident = file_identity(path)
+        if ident is None:
+            return None
+        out.append((path, ident))
+    return out
 
 
 class Helper:
@@ -294,6 +326,9 @@ class Helper:
             os.environ.pop("BCC_KERNEL_SOURCE", None)
         key = req["key"]
         entry = self.cache.get(key)
+        if entry is not None and not entry.headers_unchanged():
+            self.drop(key)                # a header it read has changed since: compile afresh
+            entry = None
         if entry is not None:
             try:
                 reply = self.rerun(entry)
@@ -311,11 +346,18 @@ class Helper:
     def compile(self, req, out_fd):
         bcc, lib = self.bcc, self.lib
         text, cflags = req["text"].encode(), list(req["cflags"])
-        with Redirected(out_fd):          # LLVM may exit() here: the client reads out_fd
-            try:
-                b = bcc.BPF(text=text, cflags=cflags)
-            except Exception as e:
-                return {"status": "compile_error", "message": str(e)}, []
+        # -MD: clang lists every header it read, which the cache checks before a re-run; into an
+        # unnamed file, so that nothing is left behind when LLVM ends this process
+        with tempfile.TemporaryFile(mode="w+") as deps:
+            with Redirected(out_fd):      # LLVM may exit() here: the client reads out_fd
+                try:
+                    b = bcc.BPF(text=text,
+                                cflags=cflags + ["-MD", "-MF", f"/proc/self/fd/{deps.fileno()}"])
+                except Exception as e:
+                    return {"status": "compile_error", "message": str(e)}, []
+            kernel_dir = req.get("kernel_source") or f"/lib/modules/{os.uname().release}/build"
+            deps.seek(0)
+            headers = included(deps.read(), kernel_dir)
         try:
             for fn in req["functions"]:
                 loaded, log = captured(lambda: b.load_func(fn.encode(), bcc.BPF.XDP))
@@ -342,7 +384,7 @@ class Helper:
             if len(fn_fds) + len(map_fds) > MAX_FDS:
                 return {"status": "error", "message": "the program has too many maps and functions "
                         f"({len(fn_fds) + len(map_fds)}; at most {MAX_FDS})"}, []
-            entry = self.remember(b, req["functions"], tables, license)
+            entry = self.remember(b, req["functions"], tables, license, headers)
             reply = {"status": "ok", "cached": False, "license": license,
                      "functions": req["functions"], "tables": self.public(tables)}
             fds = [os.dup(fd) for fd in fn_fds + map_fds]
@@ -372,11 +414,14 @@ class Helper:
             if t["fd"] >= 0:
                 os.dup2(self.devnull, t["fd"])
 
-    def remember(self, b, functions, tables, license):
-        """An Entry for re-runs, or None when this program cannot be made again without clang."""
+    def remember(self, b, functions, tables, license, headers):
+        """An Entry for re-runs, or None when this program cannot be made again without clang
+        (or its headers cannot be checked later)."""
+        if headers is None:
+            return None
         lib, mod = self.lib, b.module
         by_fd = {t["fd"]: n for n, t in enumerate(tables) if t["fd"] >= 0}
-        entry = Entry(b, functions, tables, license)
+        entry = Entry(b, functions, tables, license, headers)
         for t in tables:
             if t["fd"] < 0:
                 entry.specs.append(None)
