@@ -5,6 +5,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Ether
 
+from xdplab import sampling
 from xdplab.checks import case, verdict
 
 TITLE = "A per-source rate limiter"
@@ -62,6 +63,52 @@ def first_burst(t):
     return f"the first {BURST} packets from 192.0.2.1 passed, the next 5 were dropped"
 
 
+NS_PER_TOKEN = 1_000_000_000 // RATE
+TRICKLE_GAP, TRICKLE_SECONDS = 0.035, 3.0    # 28.6 packets a second: more than RATE, less than 2 x RATE
+
+
+def bucket_passes(times):
+    """How many packets a right token bucket passes when they arrive at `times` (ns, the
+    clock of bpf_ktime_get_ns()): the first starts a full bucket and takes a token; each packet
+    adds the tokens earned since last_ns, moving last_ns on by exactly their time."""
+    tokens, last, passed = BURST - 1, times[0], 1
+    for now in times[1:]:
+        earned = max(now - last, 0) // NS_PER_TOKEN
+        if tokens + earned >= BURST:
+            tokens, last = BURST, now
+        else:
+            tokens, last = tokens + earned, last + earned * NS_PER_TOKEN
+        if tokens:
+            tokens, passed = tokens - 1, passed + 1
+    return passed
+
+
+@case(f"a steady trickle of one packet every {TRICKLE_GAP * 1000:.0f} ms for {TRICKLE_SECONDS:.0f} s: "
+      f"the first {BURST} pass, then {RATE} a second")
+def trickle(t):
+    src = sampling.ipv4(t.rng)
+    pkt = bytes(udp_from(src))
+    before, after, passed = [], [], 0
+    start = time.monotonic()
+    for i in range(int(TRICKLE_SECONDS / TRICKLE_GAP)):
+        time.sleep(max(0.0, start + i * TRICKLE_GAP - time.monotonic()))
+        before.append(time.monotonic_ns())   # the program's clock (bpf_ktime_get_ns) is this one
+        passed += t.verdict(pkt) == "XDP_PASS"
+        after.append(time.monotonic_ns())
+    took = (after[-1] - before[0]) / 1e9
+    # the program read its clock between `before` and `after` of each packet
+    low, high = sorted((bucket_passes(before), bucket_passes(after)))
+    if not low - 1 <= passed <= high + 1:
+        t.fail(f"a steady trickle of {len(before)} packets from {src}, one every "
+               f"{TRICKLE_GAP * 1000:.0f} ms for {took:.1f} s ({len(before) / took:.0f} a second, more "
+               f"than the {RATE} a second its bucket allows): {passed} passed. A token bucket lets "
+               f"{low if low == high else f'{low} to {high}'} of them pass here: its first {BURST} at "
+               f"once, then one for every {1000 // RATE} ms that went by, however the packets fall "
+               "between the tokens")
+    return (f"a steady trickle of {len(before)} packets from {src} over {took:.1f} s: {passed} passed, "
+            f"as a token bucket of {BURST} tokens, {RATE} a second, lets through")
+
+
 @case("another source has a bucket of its own")
 def own_bucket(t):
     full_bucket(t, "192.0.2.5")              # 192.0.2.5's bucket is empty now ...
@@ -94,13 +141,16 @@ def refill(t):
 CASES = [
     verdict("An ARP request", eth / ARP(psrc="10.11.0.1", pdst="10.11.0.2"), "pass"),
     # cases the notebook does not show
-    verdict("An IPv6 packet", eth / IPv6(src="fd00:11::1", dst="fd00:11::2") / UDP(dport=9), "pass", hidden=True),
+    verdict("An IPv6 packet", eth / IPv6(src="fd00:11::1", dst="fd00:11::2") / UDP(dport=9), "pass", hidden=True,
+            about="IPv6"),
     verdict("A 20-byte frame cut in the middle of its IPv4 header",
-            Ether(bytes(udp_from("192.0.2.9"))[:20]), "pass", hidden=True),
+            Ether(bytes(udp_from("192.0.2.9"))[:20]), "pass", hidden=True,
+            about="a frame that ends inside its IPv4 header"),
 ]
 
 
-@case(f"a bucket never holds more than {BURST} tokens, however long the pause", hidden=True)
+@case(f"a bucket never holds more than {BURST} tokens, however long the pause", hidden=True,
+      about="a burst after a long pause")
 def capped(t):
     src = "192.0.2.4"
     t.verdict(udp_from(src))
