@@ -276,6 +276,27 @@ def collect(series, release, out, steps, status, seconds, accel):
             "dir": str(out)}
 
 
+SHORT = {   # test id -> what it shows, for the table
+    "test_features::test_a_veth_runs_xdp_natively_and_takes_redirects_only_when_its_peer_can_receive":
+        "XDP features of a veth (netlink)",
+    "test_lessons_05_06::test_wire_redirects_between_router_ports_and_the_veth_trap":
+        "redirect accounting (lesson 05 wire)",
+    "test_program::test_attach_counts_every_ping_exactly[native]": "attach native, pings counted",
+    "test_program::test_attach_counts_every_ping_exactly[generic]": "attach generic, pings counted",
+    "test_qos::test_have_qdisc_tries_on_loopback_and_leaves_it_as_it_was": "qdiscs tried",
+    "test_qos::test_qdisc_stats_read_the_tbf_of_a_shaped_link": "tbf link statistics",
+    "test_testrun::test_verdict_of_real_program_and_it_really_ran[XDP_PASS]": "compile + test_run",
+    "test_traffic::test_fast_injector_delivers_every_packet[XDP_DROP]":
+        "injector, or its AF_PACKET fallback",
+}
+
+
+def failures(results):
+    """[(kernel, test, message)] of the failed tests, for the notes under the table."""
+    return [(r["release"], SHORT.get(n, n), m) for r in results
+            for n, (st, m) in sorted((r["tests"] or {}).items()) if st == FAIL]
+
+
 def cells(result):
     """{row: cell} for one kernel: 'ok', 'adapted', 'fail', 'hang', 'not run' (+ a short why)."""
     st = result["status"]
@@ -292,7 +313,7 @@ def cells(result):
     tests = result["tests"]
     if tests:
         for name, (status, _) in sorted(tests.items()):
-            row[f"test: {name}"] = status
+            row[f"test: {SHORT.get(name, name)}"] = status
     elif "tests" in result["steps"]:
         row["tests"] = missing if result.get("stuck_in") in (None, "tests") else NOTRUN
     probe = result["probe"]
@@ -391,6 +412,11 @@ def table(results, markdown=True):
     timing = ["guest time (s): boot+all"] + [
         f"{r['seconds']:.0f} ({', '.join(f'{k} {v}' for k, v in r['step_seconds'].items())})"
         f" {r['accel']}" for r in results]
+    notes = failures(results)
+    if notes:
+        for kernel, test, message in notes:
+            lines.append(f"{'- ' if markdown else '  '}fail on {kernel}, {test}: {message.splitlines()[0][:200]}")
+        lines.append("")
     if finding_rows:
         emit(finding_rows, ["measured"] + kernels)
     if markdown:
