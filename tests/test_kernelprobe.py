@@ -139,8 +139,9 @@ def test_adaptations_name_each_lesson_that_differs():
                       decide_live_frames(False), decide_xdp_features(False),
                       decide_qdiscs({"tbf": True, "htb": True, "fq_codel": False, "netem": False}))
     lines = old.adaptations()
-    assert list(lines) == ["05", "08", "10"], lines
+    assert list(lines) == ["05", "07", "08", "10"], lines
     assert "5.13" in lines["05"] and "5.18" in lines["10"] and "fq_codel" in lines["08"]
+    assert "5.18" in lines["07"] and "AF_PACKET" in lines["07"] and "repeat" in lines["07"]
     assert "fq_codel, netem" in old.qdiscs.instead and "5.10" in repr(old)
 
 

@@ -207,6 +207,9 @@ def adaptations(p):
         extra = ("no live frames (before 5.18): traffic goes through AF_PACKET, and the mode "
                  "costs are measured on fewer frames")
         out["10"] = f"{out['10']}; {extra}" if "10" in out else extra
+        out["07"] = ("no live frames (before 5.18): the receive rates are measured over AF_PACKET "
+                     "by the wall clock, and batching with BPF_PROG_TEST_RUN's repeat instead of "
+                     "the live frames' batch size")
     q = p.qdiscs.value
     if not q.get("fq_codel"):
         out["08"] = "the fq_codel comparison is skipped: this kernel has no fq_codel qdisc"

@@ -6,6 +6,9 @@
     rates = perf.receive_rates(lab.client, lab.server, prog, packet, fn="rung_percpu",
                                counter="percpu_counts")   # the injector into native / generic XDP
     sweep = perf.batch_sweep(lab.client, lab.server, prog, packet, fn=..., counter=...)
+    # kernels without live frames (before 5.18): AF_PACKET, and the test run's own batches
+    rates = perf.receive_rates(..., method="af_packet", count=20_000)
+    sweep = perf.repeat_sweep(prog, packet, fn=..., counter=...)
     perf.reference(rates, costs)                  # the XDP paper's numbers beside this machine's
     costs.chart()                                 # every result has .chart(): a matplotlib Figure
 
@@ -213,17 +216,19 @@ def contention(prog, packet, fns, repeat=1_000_000, rounds=3):
 # (on a busy machine the wall clock does not), and it includes the receiver's work, which runs
 # in the softirq at the end of each batch, on the same CPU.
 
-def _frame(sender, receiver, packet):
-    """(sender's Interface, frame bytes) of `packet` sent to `receiver` over a link they share."""
+def _frame(sender, receiver, packet, live=True):
+    """(sender's Interface, frame bytes) of `packet` sent to `receiver` over a link they share;
+    `live`: the frames will be sent as live frames, which this kernel must have."""
     if not any(i.peer.host is receiver for i in sender.interfaces):
         raise LabError(f"{sender.name} and {receiver.name} are not linked: the frames must go "
                        "straight from one to the other", "measure between two hosts joined by "
                        "lab.link(a, b), e.g. lab.client and lab.server of Lab.pair()")
     ifc = sender.iface(receiver)
     (ifc, data), = traffic._prepare(sender, [packet], ifc)[0]
-    if not traffic.live_frames_available(sender.ns):
+    if live and not traffic.live_frames_available(sender.ns):
         raise LabError("this kernel has no BPF_F_TEST_XDP_LIVE_FRAMES (Linux 5.18+), which these "
-                       "measurements send with", "run the lesson on a newer kernel")
+                       "measurements send with", "measure with method='af_packet' and "
+                       "perf.repeat_sweep (xdplab.probe().live_frames says which applies)")
     return ifc, data
 
 
@@ -271,27 +276,30 @@ def _live(ns, fd, data, count, ifindex, batch_size=0):
 
 
 class _Receiving:
-    """The injector's XDP_TX program, and `fn` of `prog` attached to the receiving end of the
-    link in each mode in turn; detached and closed on exit."""
+    """The injector's XDP_TX program (live frames only), and `fn` of `prog` attached to the
+    receiving end of the link in each mode in turn; detached and closed on exit."""
 
-    def __init__(self, sender, receiver, prog, packet, fn, counter):
-        self.sender, self.prog, self.fn = sender, prog, fn
-        self.ifc, self.data = _frame(sender, receiver, packet)
+    def __init__(self, sender, receiver, prog, packet, fn, counter, live=True):
+        self.sender, self.prog, self.fn, self.live = sender, prog, fn, live
+        self.ifc, self.data = _frame(sender, receiver, packet, live)
         self.count = _drop_counter(prog, fn, self.data, counter)
         self.tx = None
 
     def __enter__(self):
-        self.tx = kernel.load_xdp_bytecode(
-            kernel.xdp_return(kernel.XDP_ACTIONS.index("XDP_TX")), "xdplab_perf")
+        if self.live:
+            self.tx = kernel.load_xdp_bytecode(
+                kernel.xdp_return(kernel.XDP_ACTIONS.index("XDP_TX")), "xdplab_perf")
         return self
 
     def __exit__(self, *exc):
-        os.close(self.tx)
+        if self.tx is not None:
+            os.close(self.tx)
         self.prog.detach(self.ifc.peer)
 
     def attach(self, mode):
         self.prog.attach(self.ifc.peer, fn=self.fn, mode=mode)
-        traffic.ensure_napi(self.ifc)       # a generic receiver's veth needs GRO to take them
+        if self.live:                       # XDP's frames need NAPI (GRO) at a generic receiver;
+            traffic.ensure_napi(self.ifc)   # AF_PACKET's skbs are taken without it
 
     def inject(self, count, batch_size=0):
         """(frames sent, frames counted, frames the veth dropped, wall seconds, kernel ns per
@@ -302,12 +310,37 @@ class _Receiving:
         lost = link_stats(self.ifc).get("tx_dropped", 0) - lost
         return count, _settled(self.count, before + count - lost) - before, lost, seconds, ns
 
+    def send(self, count):
+        """Like inject(), through an AF_PACKET socket (Host.send's way without live frames): one
+        system call per frame, timed by the wall clock only, so ns per frame is wall time."""
+        before, lost = self.count(), link_stats(self.ifc).get("tx_dropped", 0)
+        sent, seconds = traffic._send_af_packet(self.sender, [(self.ifc, self.data)], count)
+        lost = link_stats(self.ifc).get("tx_dropped", 0) - lost
+        counted = _settled(self.count, before + sent - lost) - before
+        return sent, counted, lost, seconds, seconds * 1e9 / sent
+
     def run_alone(self, count):
-        """The receiving program run by the injector itself, on the receiver's interface."""
+        """The receiving program run by the injector itself, on the receiver's interface; without
+        live frames, by a plain test run (`count` repeats, the kernel's clock)."""
         before = self.count()
-        seconds, ns = _live(self.ifc.peer.host.ns, self.prog.fd(self.fn), self.data, count,
-                            self.ifc.peer.ifindex)
+        if not self.live:
+            start = time.perf_counter()
+            ns = _test_run(self.prog.fd(self.fn), self.data, count)
+            seconds = time.perf_counter() - start
+        else:
+            seconds, ns = _live(self.ifc.peer.host.ns, self.prog.fd(self.fn), self.data, count,
+                                self.ifc.peer.ifindex)
         return count, _settled(self.count, before + count) - before, 0, seconds, ns
+
+
+def _test_run(fd, data, repeat):
+    """One BPF_PROG_TEST_RUN of `fd` on `data`, `repeat` runs: the kernel's ns per run."""
+    try:
+        return kernel.prog_test_run(fd, data, repeat=repeat)[2]
+    except OSError as e:
+        if e.errno == errno.EINTR:
+            raise KeyboardInterrupt from None
+        raise LabError(f"BPF_PROG_TEST_RUN failed: {e.strerror} (errno {e.errno})") from None
 
 
 @dataclasses.dataclass
@@ -329,11 +362,21 @@ class Delivery:
 
 
 NO_VETH = "no veth: the injector runs it"
+NO_VETH_TEST_RUN = "no veth: a test run runs it"
+METHODS = ("live_frames", "af_packet")
 
 
 class Rates(list, _Shown):
-    """Deliveries, one per path; rates["veth, native XDP"] finds one by its path."""
-    _title = "live frames into the receiving program"
+    """Deliveries, one per path; rates["veth, native XDP"] finds one by its path. `method`: how
+    the frames were sent, "live_frames" (the kernel's clock) or "af_packet" (the wall clock)."""
+    method = "live_frames"
+
+    @property
+    def _title(self):
+        return ("live frames into the receiving program (the kernel's clock)"
+                if self.method == "live_frames" else
+                "AF_PACKET frames into the receiving program (the wall clock; no veth row: the "
+                "kernel's clock)")
 
     def __getitem__(self, key):
         if isinstance(key, str):
@@ -355,27 +398,40 @@ class Rates(list, _Shown):
         fig, ax = chart(height=0.5 * len(self) + 1.1)
         rows = list(self)[::-1]
         bars = ax.barh([d.path for d in rows], [d.rate / 1e6 for d in rows],
-                       color=["C2" if d.path == NO_VETH else "C0" for d in rows])
+                       color=["C2" if d.path in (NO_VETH, NO_VETH_TEST_RUN) else "C0"
+                              for d in rows])
         ax.bar_label(bars, labels=[f"{d.rate / 1e6:.2f} Mpps · {d.ns_per_packet:.0f} ns"
                                    for d in rows], padding=3)
         ax.margins(x=0.45)
-        ax.set_xlabel("million packets per second (injector + receiver, one CPU)")
-        ax.set_title("The injector's frames, dropped by the same program", fontsize=10)
+        if self.method == "live_frames":
+            ax.set_xlabel("million packets per second (injector + receiver, one CPU)")
+            ax.set_title("The injector's frames, dropped by the same program", fontsize=10)
+        else:
+            ax.set_xlabel("million packets per second (sender + receiver: wall clock)")
+            ax.set_title("AF_PACKET frames, dropped by the same program", fontsize=10)
         return fig
 
 
 def receive_rates(sender, receiver, prog, packet, fn=None, counter="counters", count=1_000_000,
-                  modes=("native", "generic")):
+                  modes=("native", "generic"), method="live_frames"):
     """Inject `count` copies of `packet` from `sender` to `receiver` (in the injector's default
     batches of 64) while XDP function `fn` of `prog` runs on the receiver's interface in each of
     `modes`; first, for comparison, the injector runs `fn` itself, with no veth. `fn` must drop
-    the packet and count verdicts in map `counter`. Returns Rates."""
+    the packet and count verdicts in map `counter`. With method="af_packet" (kernels without live
+    frames) the frames go through an AF_PACKET socket, timed by the wall clock, and the first row
+    is a plain test run of `fn`. Returns Rates."""
+    if method not in METHODS:
+        raise LabError(f"unknown method {method!r}", f"use one of {', '.join(METHODS)}")
+    _repeat_ok(count)
+    live = method == "live_frames"
     rates = Rates()
-    with _Receiving(sender, receiver, prog, packet, fn, counter) as rx:
-        rates.append(Delivery(NO_VETH, *rx.run_alone(count)))
+    rates.method = method
+    with _Receiving(sender, receiver, prog, packet, fn, counter, live) as rx:
+        rates.append(Delivery(NO_VETH if live else NO_VETH_TEST_RUN, *rx.run_alone(count)))
         for mode in modes:
             rx.attach(mode)
-            rates.append(Delivery(f"veth, {mode} XDP", *rx.inject(count)))
+            rates.append(Delivery(f"veth, {mode} XDP", *(rx.inject(count) if live else
+                                                         rx.send(count))))
     return rates
 
 
@@ -398,7 +454,12 @@ class Sweep(_Shown):
     sent: dict           # {mode: {batch: frames}}
     counted: dict        # {mode: {batch: frames the receiver counted}}
     dropped: dict        # {mode: {batch: frames the veth dropped (its receive ring was full)}}
-    _title = "live frames: cost per frame against batch size"
+    how: str = "live frames"     # or "test runs": repeat_sweep, the wall clock per run
+
+    @property
+    def _title(self):
+        return (f"{self.how}: cost per frame against batch size" if self.how == "live frames"
+                else f"{self.how}: wall-clock cost per run against runs per call (repeat)")
 
     def best(self, mode, batch):
         return min(self.ns[mode][batch])
@@ -432,7 +493,8 @@ class Sweep(_Shown):
                 ax.scatter([b] * len(self.ns[mode][b]), [1e3 / n for n in self.ns[mode][b]],
                            s=8, color=color, alpha=0.35, linewidths=0)
             ax.plot(sizes, [1e3 / self.best(mode, b) for b in sizes], "o-", color=color,
-                    label=f"{mode} XDP (best round)")
+                    label=f"{mode} XDP (best round)" if self.how == "live frames" else
+                    f"{mode} (best round)")
             per_frame, per_batch = self.fit(mode)
             x = np.geomspace(sizes[0], sizes[-1], 100)
             ax.plot(x, 1e3 / (per_frame + per_batch / x), "--", color=color, linewidth=1,
@@ -441,7 +503,9 @@ class Sweep(_Shown):
         ax.set_xscale("log", base=2)
         ax.set_xticks(sizes, [str(b) for b in sizes])
         ax.set_ylim(bottom=0)
-        ax.set_xlabel("frames per batch (batch_size of BPF_PROG_TEST_RUN)")
+        ax.set_xlabel("frames per batch (batch_size of BPF_PROG_TEST_RUN)"
+                      if self.how == "live frames" else
+                      "runs per system call (repeat of BPF_PROG_TEST_RUN)")
         ax.set_ylabel("million packets per second")
         ax.legend(fontsize=8, loc="lower right")
         ax.set_title("Batching spreads the fixed cost of a batch over its frames", fontsize=10)
@@ -472,6 +536,50 @@ def batch_sweep(sender, receiver, prog, packet, fn=None, counter="counters", siz
                     counted[mode][b] += got
                     dropped[mode][b] += lost
     return Sweep(ns, sent, counted, dropped)
+
+
+def repeat_sweep(receiver, prog, packet, fn=None, counter="counters", sizes=BATCH_SIZES,
+                 runs=25_600, rounds=3):
+    """Batching without live frames (any kernel): run XDP function `fn` of `prog` (which must
+    drop `packet` and count verdicts in map `counter`) `runs` times at each batch size B of
+    `sizes`, as runs / B calls of BPF_PROG_TEST_RUN with repeat=B, in `rounds` interleaved
+    rounds, timed by the wall clock: each call's fixed cost (the system call, copying the frame
+    in and the result out, setting the run up) is spread over its B runs. Returns a Sweep whose
+    one mode is "test run"; nothing is dropped (no veth).
+
+    Meanwhile `fn` stays attached in native mode to `receiver` (a lab host or interface): the
+    kernel's XDP dispatcher then holds it already. A test run of a program it does not hold
+    first adds it there and takes it out again, each time waiting for an RCU grace period
+    (bpf_dispatcher_change_prog()): milliseconds per call, which would swamp everything else."""
+    if not sizes or any(isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 256
+                        for b in sizes):
+        raise LabError(f"batch sizes go from 1 to 256, not {sizes!r}",
+                       "the same sizes as the live frames' batches")
+    _repeat_ok(runs)
+    data = testrun.frame_bytes(packet)
+    count = _drop_counter(prog, fn, data, counter)
+    fd = prog.fd(fn)
+    mode = "test run"
+    ns = {mode: {b: [] for b in sizes}}
+    sent, counted, dropped = ({mode: {b: 0 for b in sizes}} for _ in range(3))
+    att = prog.attach(receiver, fn=fn, mode="native")
+    try:
+        for _ in range(rounds):
+            for b in sizes:
+                calls, last = divmod(runs, b)
+                before = count()
+                start = time.perf_counter()
+                for _ in range(calls):
+                    _test_run(fd, data, b)
+                if last:
+                    _test_run(fd, data, last)
+                seconds = time.perf_counter() - start
+                ns[mode][b].append(round(seconds * 1e9 / runs, 1))
+                sent[mode][b] += runs
+                counted[mode][b] += count() - before
+    finally:
+        prog.detach(att.iface)
+    return Sweep(ns, sent, counted, dropped, how="test runs")
 
 
 # -- 4. the published numbers beside this machine's ----------------------------------------------
