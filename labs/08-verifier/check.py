@@ -1,7 +1,11 @@
 """Lab 08 — make the verifier accept a program: three bugs, fixed one explained error at a time."""
+import ipaddress
+
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
+from scapy.packet import Raw
 
+from xdplab import sampling
 from xdplab.checks import case, verdict
 
 TITLE = "Make the verifier accept a program"
@@ -29,13 +33,16 @@ CASES = [
     verdict("An ARP request", eth / ARP(psrc=C, pdst=S), "pass"),
     # cases the notebook does not show
     verdict(f"UDP to port 9 from {C} behind an IPv4 header with options",
-            eth / IP(src=C, dst=S, options=b"\x01\x01\x01\x00") / UDP(dport=9), "drop", hidden=True),
+            eth / IP(src=C, dst=S, options=b"\x01\x01\x01\x00") / UDP(dport=9), "drop", hidden=True,
+            about="an IPv4 header with options (longer than 20 bytes)"),
     verdict(f"An IPv4 packet of protocol 200 from {C}", eth / IP(src=C, dst=S, proto=200) / (b"x" * 8),
-            "pass", hidden=True),
+            "pass", hidden=True, about="an IP protocol number above 31"),
     verdict("An IPv4 header saying UDP, but the frame ends before the UDP header",
-            eth / IP(src=C, dst=S, proto=17), "pass", hidden=True),
+            eth / IP(src=C, dst=S, proto=17), "pass", hidden=True,
+            about="a frame that ends before its UDP header"),
     verdict("A 20-byte frame cut in the middle of its IPv4 header",
-            Ether(bytes(eth / ip / UDP(dport=9))[:20]), "pass", hidden=True),
+            Ether(bytes(eth / ip / UDP(dport=9))[:20]), "pass", hidden=True,
+            about="a frame that ends inside its IPv4 header"),
 ]
 
 
@@ -52,6 +59,105 @@ def counting(t):
     udp, tcp = after[17] - before[17], after[6] - before[6]
     assert (udp, tcp) == (3, 2), f"`stats` counted {udp} UDP and {tcp} TCP packets; 3 UDP and 2 TCP passed"
     return f"5 packets from {src} counted in `talkers`; 3 UDP and 2 TCP in `stats`"
+
+
+def slots(t):
+    return list(t.prog.maps["stats"].snapshot()[0].packets)
+
+
+def talkers(t):
+    return {str(k): v for k, v in t.prog.maps["talkers"].declare(key="ipv4").snapshot().items()}
+
+
+def changes(before, after):
+    return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+
+
+def slot_problems(before, after, want):
+    """What is wrong with the slots of `stats`: every one of the 32, not just the expected ones."""
+    got = {p: a - b for p, (b, a) in enumerate(zip(before, after)) if a != b}
+
+    def one(p):
+        seen = f"slot {p} went up by {got[p]}" if got.get(p) else f"slot {p} did not go up"
+        should = f"it should go up by {want[p]}" if want.get(p) else "it should not change"
+        return f"{seen} ({should})"
+    return ", ".join(one(p) for p in sorted(set(got) | set(want)) if got.get(p, 0) != want.get(p, 0))
+
+
+def draw(rng):
+    """A random packet: (what, packet, verdict, source, protocol)."""
+    src = sampling.ipv4(rng)
+    proto = rng.choice((1, 6, 17, 17, rng.randrange(0, 256), rng.randrange(32, 256)))
+    opts, extra = sampling.ipv4_options(rng) if rng.random() < 0.25 else (b"", "")
+    data = Raw(sampling.payload(rng))
+    if proto == 17:
+        dport = rng.choice((9, sampling.port(rng, avoid=(9,))))
+        layer, what = UDP(sport=sampling.port(rng), dport=dport), f"UDP to port {dport}"
+    elif proto == 6:
+        layer, what = TCP(sport=sampling.port(rng), dport=rng.choice((9, 80, sampling.port(rng)))), "TCP"
+    elif proto == 1:
+        layer, what = ICMP(type=rng.choice((0, 8))), "a ping"
+    else:
+        layer, what = None, f"an IPv4 packet of protocol {proto}"
+    packet = sampling.stack(eth, IP(src=src, dst=S, proto=proto, options=opts), layer, data)
+    drop = proto == 17 and dport == 9
+    return f"{what} from {src}{extra}", packet, "drop" if drop else "pass", src, proto
+
+
+@case("30 random packets of every IP protocol (0 to 255): the right verdict, and counted in `talkers` "
+      "and in every slot of `stats` as they should be", hidden=True,
+      about="random packets of every IP protocol number, some with IP options")
+def random_packets(t):
+    for i in range(30):
+        what, packet, expect, src, proto = draw(t.rng)
+        what = f"{what} (random packet {i + 1} of 30)"
+        kind = "UDP to the blocked port" if expect == "drop" else \
+            "an IP protocol number above 31" if proto >= 32 else "a packet to be counted"
+        before, known = slots(t), talkers(t)
+        t.expect(what, packet, expect, about=kind)
+        counted = expect == "pass"
+        wrong = slot_problems(before, slots(t), {proto: 1} if counted and proto < 32 else {})
+        if wrong:
+            t.fail(f"after {what}, which {'passed' if counted else 'was dropped'}, in `stats` {wrong}",
+                   kind)
+        seen = changes(known, talkers(t))
+        room = src in known or len(known) < 1024           # a full map counts no new source
+        if seen != ({src: 1} if counted and room else {}):
+            t.fail(f"after {what}, which {'passed' if counted else 'was dropped'}, `talkers` changed by "
+                   f"{seen or 'nothing'}; it should "
+                   f"{'count it once under ' + src if counted and room else 'not change'}",
+                   kind)
+    return ("30 random packets of every IP protocol were dropped or passed and counted as they "
+            "should be, in `talkers` and in all 32 slots of `stats`")
+
+
+@case("when `talkers` is full, packets from a new source still pass and are counted in `stats`",
+      hidden=True, about="a packet from a new source when `talkers` is full")
+def full_map(t):
+    table = t.prog.maps["talkers"].table
+    present = {bytes(k) for k in table.keys()}
+    base = int(ipaddress.ip_address("198.51.100.0"))
+    added = []
+    try:
+        for i in range(1024):
+            if len(present) + len(added) >= table.max_entries:
+                break
+            key = table.Key(int.from_bytes(ipaddress.ip_address(base + i).packed, "little"))
+            if bytes(key) not in present:
+                table[key] = table.Leaf(0)
+                added.append(key)
+        new = sampling.ipv4(t.rng, "203.0.113")
+        before = slots(t)
+        t.expect(f"With all {table.max_entries} entries of `talkers` taken, TCP from {new} (a new "
+                 "source)", eth / IP(src=new, dst=S) / TCP(dport=80), "pass")
+        wrong = slot_problems(before, slots(t), {6: 1})
+        if wrong:
+            t.fail(f"with `talkers` full, TCP from {new} passed, but in `stats` {wrong}: `stats` "
+                   "counts every packet that passes, whether `talkers` has room or not")
+    finally:
+        for key in added:
+            del table[key]
+    return "with `talkers` full, TCP from a new source passed and was counted in `stats`"
 
 
 @case("the server gets the client's UDP to port 10, not to port 9, and pings are answered")
