@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LESSON = ROOT / "notebooks" / "07-performance.ipynb"
 CELL_TIMEOUT = 300          # the batch sweep makes ~60,000 system calls per round on a busy machine
 
-# Run first in the notebook's kernel, and by the fixture below here: the same emulation both ways.
+# The first cell of the notebook run below; the before_5_18 fixture does the same in this process.
 BEFORE_5_18 = '''
 # (underscored names: the lesson's own `kernel` is xdplab.probe())
 import dataclasses as _dc, errno as _errno

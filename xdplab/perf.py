@@ -8,7 +8,7 @@
     sweep = perf.batch_sweep(lab.client, lab.server, prog, packet, fn=..., counter=...)
     # kernels without live frames (before 5.18): AF_PACKET, and the test run's own batches
     rates = perf.receive_rates(..., method="af_packet", count=20_000)
-    sweep = perf.repeat_sweep(prog, packet, fn=..., counter=...)
+    sweep = perf.repeat_sweep(lab.server, prog, packet, fn=..., counter=...)
     perf.reference(rates, costs)                  # the XDP paper's numbers beside this machine's
     costs.chart()                                 # every result has .chart(): a matplotlib Figure
 
