@@ -186,3 +186,19 @@ def test_new_links_are_quiet_once_settled():
         assert c.ping(s, count=2, interval=0.05).received == 2
         after = counters()
         assert after[0] == before[0] + 2                # client eth0: two echo requests, nothing else
+
+
+def test_anything_entering_a_new_lab_namespace_first_waits_for_quiet():
+    """Not only xdplab's own calls: a test's (or a lesson helper's) own netlink socket in a lab
+    host sees final counters, because entering a lab namespace settles the lab first."""
+    from xdplab import netns
+
+    def tx():
+        with netns.netlink(lab.server.ns) as ipr:
+            return ipr.get_links(lab.server.iface().ifindex)[0].get_attr("IFLA_STATS64")["tx_packets"]
+    with xdplab.Lab.pair() as lab:
+        assert lab._unsettled is not None            # made without waiting
+        first = tx()
+        assert lab._unsettled is None and first > 0
+        time.sleep(0.5)
+        assert tx() == first

@@ -13,6 +13,7 @@ import os
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNET = 0x40000000
 NETNS_RUN_DIR = "/run/netns"
+before_use = None       # called with a namespace's name before anything enters it (see topology)
 
 
 def _setns(fd):
@@ -24,6 +25,8 @@ def _setns(fd):
 @contextlib.contextmanager
 def enter(ns):
     """Run the body inside network namespace `ns` (a name under /run/netns)."""
+    if before_use is not None:
+        before_use(ns)
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
         target = os.open(os.path.join(NETNS_RUN_DIR, ns), os.O_RDONLY)
@@ -45,6 +48,8 @@ def exists(ns):
 
 def exec_argv(ns, argv):
     """argv that runs `argv` inside namespace `ns`."""
+    if before_use is not None:
+        before_use(ns)
     return ["ip", "netns", "exec", ns, *argv]
 
 
@@ -79,6 +84,8 @@ def netlink(ns, factory=None):
     used on a worker thread, and calls are forwarded to it."""
     if factory is None:
         from pyroute2 import IPRoute as factory
+    if before_use is not None:
+        before_use(ns)
     if not _loop_running():
         with enter(ns), factory() as obj:
             yield obj

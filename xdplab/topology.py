@@ -21,6 +21,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 import weakref
 from collections import deque
@@ -32,6 +33,31 @@ from .errors import LabError, PrivilegeError
 _NAME = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 _HOST = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
 _live_labs = weakref.WeakSet()
+_labs_by_id = weakref.WeakValueDictionary()
+_own = threading.local()          # .depth > 0 while xdplab builds or settles a lab in this thread
+
+
+def _settle_before_use(ns):
+    """netns.before_use: anything entering a lab's namespace — a command, a netlink socket, a
+    counter read, from xdplab or a test — first waits for the lab's new links to be quiet."""
+    if getattr(_own, "depth", 0) or not ns.startswith(reaper.NS_PREFIX):
+        return
+    lab = _labs_by_id.get(ns[len(reaper.NS_PREFIX):].split("-", 1)[0])
+    if lab is not None and lab._unsettled is not None:
+        lab.settle()
+
+
+class _Internal:
+    """xdplab's own work inside a lab's namespaces (building, settling): no settle first."""
+
+    def __enter__(self):
+        _own.depth = getattr(_own, "depth", 0) + 1
+
+    def __exit__(self, *exc):
+        _own.depth -= 1
+
+
+netns.before_use = _settle_before_use
 QUIET = 0.05        # seconds without a frame after which a new link's start-up chatter is over
 _QUIET_IPV6 = {"accept_dad": "0", "accept_ra": "0", "router_solicitations": "0",
                "mldv1_unsolicited_report_interval": "1", "mldv2_unsolicited_report_interval": "1"}
@@ -288,6 +314,7 @@ class Lab:
             [sys.executable, reaper.__file__, "--watch", self.id], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         _live_labs.add(self)
+        _labs_by_id[self.id] = self
         from . import compiler
         compiler.prestart()          # the compile helper warms up while the lab is built
 
@@ -354,6 +381,10 @@ class Lab:
     def link(self, a, b, rate=None, latency="100ms", burst=None):
         """Join hosts a and b with a veth pair. `rate` ("10mbit", or bits/s) shapes both directions
         with tbf, queueing up to `latency` of traffic: a slow link after a fast one."""
+        with _Internal():
+            return self._link(a, b, rate, latency, burst)
+
+    def _link(self, a, b, rate, latency, burst):
         self._check_open()
         a, b = (self[h] if isinstance(h, str) else h for h in (a, b))
         if a is b:
@@ -407,11 +438,16 @@ class Lab:
         kernel sends when an interface gets an address (`mld_qrv` times each, some
         milliseconds apart; see _QUIET_IPV6), so that the first packet a lesson counts is one it
         sent. Quiet means: no lab interface has sent anything for `QUIET` seconds, as the
-        kernel's transmit counters show. Links are made without waiting; this runs before the
-        first thing that sends or counts (attach, ping, send, stream, run...), by which time —
-        after a compile, say — the links have usually long been quiet, and it returns at once."""
+        kernel's transmit counters show. Links are made without waiting; this runs before
+        anything enters one of the lab's namespaces (netns.before_use: attach, ping, send, run,
+        counters, qdisc statistics, a test's own netlink socket...), by which time — after a
+        compile, say — the links have usually long been quiet, and it returns at once."""
         if self._unsettled is None or self.closed:
             return
+        with _Internal():
+            self._wait_quiet(limit)
+
+    def _wait_quiet(self, limit):
         since, last = self._unsettled
         deadline = time.monotonic() + limit
         while True:
