@@ -333,3 +333,17 @@ def test_notebook_source_is_the_last_xdp_cell():
     assert checks._notebook_source(Shell) == "int c;"
     Shell.user_ns = {"In": ["1 + 1"]}
     assert checks._notebook_source(Shell) is None
+
+
+def test_the_guide_s_example_check_works(tmp_path, store):
+    """labs/README.md's check.py example, as an instructor would copy it, tells right from wrong."""
+    guide = (checks.LABS_DIR / "README.md").read_text()
+    example = guide.split("```python\n", 1)[1].split("```", 1)[0]
+    lab = tmp_path / "labs" / "43-dns"
+    lab.mkdir(parents=True)
+    (lab / "check.py").write_text(example)
+    report = checks.grade(lab, RIGHT, store)
+    assert report.passed, report.text(reveal=True)
+    assert "✓ 40 random datagrams got the right verdict (a case the notebook does not show)" in report.text()
+    report = checks.grade(lab, WRONG, store)
+    assert not report.passed and report.hint == "a nudge"

@@ -45,3 +45,23 @@ def test_check_rejects_wrong_program(lab, path):
         f"the check of {lab.name} accepts {path.name} ({bug(path)}) with seed {seed}:\n"
         f"{report.text(reveal=True)}")
     assert report.failed[0].message
+
+
+def test_a_wrong_program_s_report_teaches_without_giving_the_answer(tmp_path):
+    """What a learner who reads ports from later fragments sees: the hidden cases it fails named
+    by kind of packet only, the seed to repeat them, and the first hint; the visible ones pass."""
+    from xdplab.progress import Progress
+    lab = checks.find_lab("01")
+    wrong = (lab / "wrong" / "later-fragment-ports.c").read_text()
+    report = checks.grade(lab, wrong, Progress(tmp_path / "p.json"), seed=1)
+    text = report.text()
+    assert not report.passed and report.seed == 1
+    failed = [r for r in report.results if not r.passed]
+    assert failed and all(r.hidden for r in failed), "only hidden cases catch this bug"
+    assert ("✗ a case the notebook does not show failed: a later IPv4 fragment (one with no UDP "
+            "header). Work out what the task asks for such a packet") in text
+    assert "00 35 00 35" not in text and "it should be passed" not in text, "no answer given away"
+    assert "00 35 00 35" in report.text(reveal=True)
+    assert "`xdplab check 01 --seed 1` (or check(seed=1))" in text
+    assert f"Hint 1 of 3: {checks.load_spec(lab).HINTS[0]}" in text
+    assert "✓ UDP to port 53 from 10.11.0.1 was dropped" in text
