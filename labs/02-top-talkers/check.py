@@ -118,7 +118,7 @@ def random_frames(t):
             f"and ARP and IPv6 among them) were counted under their {len(want)} sources")
 
 
-ROUNDS, REPEAT = 8, 200_000
+ROUNDS, REPEAT = 6, 200_000     # a count without atomics lost some in the first round, every time
 
 
 @case("packets from one source, counted on every CPU at the same time, are all counted")
