@@ -427,10 +427,14 @@ class Lab:
     def _tx_counters(self):
         """Every lab interface's tx_packets, as the kernel counts them."""
         out = []
-        for h in self.hosts.values():
-            if h.interfaces:
-                with rtnl.Netlink(h.ns) as nl:
-                    out += [nl.tx_packets(i.ifindex) for i in h.interfaces]
+        for h in list(self.hosts.values()):
+            ends = [i for i in list(h.interfaces) if i.ifindex]     # (one being made has none yet)
+            if ends:
+                try:
+                    with rtnl.Netlink(h.ns) as nl:
+                        out += [(i.ifindex, nl.tx_packets(i.ifindex)) for i in ends]
+                except OSError:           # a host going away under us (the lab is closing)
+                    out.append((h.ns, None))
         return tuple(out)
 
     def settle(self, limit=1.0):
