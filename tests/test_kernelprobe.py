@@ -2,6 +2,9 @@
 kernels (both branches of each), what the lessons adapt, and the xdp_devmap_xmit drops the
 lessons count on kernels before 6.3 — made to happen here, on purpose, with a peer MTU too small."""
 import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 from scapy.layers.inet import IP, UDP
@@ -192,3 +195,22 @@ def test_where_gro_is_not_enough_fix_veth_gives_the_peer_a_native_program(measur
         with measure(s.iface()) as seen:
             c.send(Ether(dst=s.mac) / IP(dst=s.ip) / UDP(dport=9), count=20, method="af_packet")
         assert seen[s.iface()]["rx_packets"] == 20, seen
+
+
+def test_memlock_is_raised_for_kernels_that_charge_bpf_to_it():
+    """Before 5.11 BPF objects count against RLIMIT_MEMLOCK: on EPERM, xdplab raises it (as bcc
+    does) and tries once more. Here (memcg accounting) only the raising itself can be shown."""
+    code = textwrap.dedent("""
+        import resource
+        from xdplab import kernel
+        hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (65536, hard))
+        assert kernel._raise_memlock() is True
+        soft, now_hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+        assert soft == now_hard and soft in (hard, resource.RLIM_INFINITY) and soft != 65536
+        assert kernel._raise_memlock() is False          # as high as it goes: nothing to retry
+        import os; os.close(kernel.load_xdp_bytecode(kernel.xdp_return(2), "memlock"))
+        print("ok")
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.stdout.strip() == "ok", res.stderr

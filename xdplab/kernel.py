@@ -16,6 +16,7 @@ import ctypes
 import errno as _errno
 import os
 import platform
+import resource
 import struct
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -104,8 +105,27 @@ class XdpMd(ctypes.Structure):
                    rx_queue_index=rx_queue_index, egress_ifindex=0)
 
 
+def _raise_memlock():
+    """Before Linux 5.11 the kernel charges BPF programs and maps to RLIMIT_MEMLOCK (since then to
+    the memory cgroup) and answers EPERM when it is exhausted. Raise it as bcc does: True if it
+    could be raised, False if it is unlimited already or may not be raised."""
+    inf = resource.RLIM_INFINITY
+    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    for limit in ((inf, inf), (hard, hard)):    # unlimited needs CAP_SYS_RESOURCE; else the hard one
+        if limit[0] == soft:
+            return False
+        try:
+            resource.setrlimit(resource.RLIMIT_MEMLOCK, limit)
+            return True
+        except (ValueError, OSError):
+            continue
+    return False
+
+
 def _bpf(cmd, attr):
     ret = _libc.syscall(_NR_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
+    if ret < 0 and ctypes.get_errno() == _errno.EPERM and _raise_memlock():
+        ret = _libc.syscall(_NR_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
     if ret < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"bpf({cmd}): {os.strerror(err)}")
