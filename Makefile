@@ -52,11 +52,3 @@ clean:
 test-kernels:
 	@bash env/install.sh --tests
 	$(PY) platforms/kernels/run.py $(if $(KERNELS),--kernels $(KERNELS))
-
-# The kernel matrix (platforms/kernels): Debian's own 5.10, 6.1 and 6.12 kernels booted with
-# virtme-ng under qemu, each running the doctor, the kernel probes and `pytest -m kernel`; prints
-# a table kernel x check. About 10 min per kernel under TCG. `make test-kernels KERNELS=6.1`
-.PHONY: test-kernels
-test-kernels:
-	@bash env/install.sh --tests
-	$(PY) platforms/kernels/run.py $(if $(KERNELS),--kernels $(KERNELS))
