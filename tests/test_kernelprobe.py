@@ -24,8 +24,15 @@ LINUX_6_1 = {"sent": 32, "ingress_rx_dropped": 0, "target_tx_dropped": 32, "arri
 
 
 def lab_namespaces():
+    """Lab namespaces, leaving out those of labs another live process owns (a concurrent run)."""
     names = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
-    return {n for n in names if n.startswith(reaper.NS_PREFIX)}
+    theirs = set()
+    for path in reaper.STATE_DIR.glob("*.json") if reaper.STATE_DIR.is_dir() else ():
+        state = reaper.read_state(path)
+        if state and state.get("pid") != os.getpid() and reaper.alive(state):
+            theirs.add(f"{reaper.NS_PREFIX}{path.stem}-")
+    return {n for n in names if n.startswith(reaper.NS_PREFIX)
+            and not any(n.startswith(prefix) for prefix in theirs)}
 
 
 @pytest.fixture(scope="module")
