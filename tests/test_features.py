@@ -20,6 +20,9 @@ VETH = {"basic", "redirect", "rx-sg"}
 def test_a_veth_runs_xdp_natively_and_takes_redirects_only_when_its_peer_can_receive(pair):
     server, client = pair.server, pair.client
     f = xdp_features(server)
+    if not xdplab.probe().xdp_features.value:    # before 6.3: no netdev family to ask
+        assert not f.available and "6.3" in f.note and f.device == "server:eth0", f
+        return
     assert f.available and f.device == "server:eth0" and f.ifindex == server.iface().ifindex
     assert set(f.xdp) == VETH and f.native and not f.redirect_target, f
     assert "hash" in f.rx_metadata, f
