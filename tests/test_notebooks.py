@@ -6,6 +6,7 @@ kernel has shut down nothing of its labs is left: its atexit hook or each lab's 
 every namespace it made.
 """
 import os
+import re
 import time
 from pathlib import Path
 
@@ -127,3 +128,34 @@ def test_runs_top_to_bottom(path):
     if "%%xdp" in code or ".load(" in code:
         assert helpers, f"{path.name} compiles, yet no compile helper of its kernel was seen"
     assert_helpers_gone(helpers, path.name)
+
+
+LINK = re.compile(r"\]\(([^)#\s]+\.ipynb)\)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_links_to_notebooks_resolve(path):
+    """A link from a lesson or lab to another notebook opens it (JupyterLab resolves it relative
+    to the notebook's folder, inside the course root that `make lab` serves)."""
+    nb = nbformat.read(path, as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    broken = [t for t in LINK.findall(text) if not (path.parent / t).resolve().is_file()]
+    assert not broken, f"{path.name} links to notebooks that do not exist: {broken}"
+
+
+def test_the_welcome_lesson_links_every_lesson_and_lab_in_order():
+    welcome = ROOT / "notebooks" / "00-welcome.ipynb"
+    nb = nbformat.read(welcome, as_version=4)
+    course = next(c.source for c in nb.cells if c.source.startswith("## The course"))
+    targets = [(welcome.parent / t).resolve() for t in LINK.findall(course)]
+    lessons = [t for t in targets if t.parent.name == "notebooks"]
+    assert lessons == sorted(p for p in NOTEBOOKS if p.parent.name == "notebooks"
+                             and p.name[:2].isdigit()), "lessons missing or out of order"
+    labs = {t for t in targets if t.parent.parent.name == "labs"}
+    assert labs == {p for p in NOTEBOOKS if p.parent.parent.name == "labs"}, "labs missing"
+    for lab in labs:   # and the lesson it follows names it in its "Try this"
+        lesson = next(t for t in lessons if lab in
+                      {(t.parent / x).resolve() for x in LINK.findall(
+                          "\n".join(c.source for c in nbformat.read(t, as_version=4).cells
+                                    if c.source.startswith("## Try this")))})
+        assert lesson, lab
