@@ -11,7 +11,7 @@ root=${XDPLAB_ROOT:-$repo}
 token=${XDPLAB_TOKEN:-$("$repo/.venv/bin/python" -c 'import secrets; print(secrets.token_hex(16))')}
 hide='["__pycache__", "*.pyc", "*.egg-info", "build", "env", "tests", "platforms", "benchmarks",
        "docs", "Dockerfile", "Makefile", "pyproject.toml"]'
-echo "xdplab: open http://$host:$port/lab?token=$token"
+echo "xdplab: open http://$host:$port/lab/tree/notebooks/00-welcome.ipynb?token=$token"
 exec "$repo/.venv/bin/jupyter" lab --allow-root --no-browser --ip="$host" --port="$port" \
   --ServerApp.token="$token" --ServerApp.root_dir="$root" \
   --LabApp.default_url=/lab/tree/notebooks/00-welcome.ipynb \

@@ -1,12 +1,16 @@
 """The demo lesson in a real browser: JupyterLab from .venv, Debian's chromium driven by Playwright.
 
-JupyterLab serves a temporary copy of notebooks/ (so no output is saved into the repo) on
-127.0.0.1 with a random token. The browser opens the demo notebook, runs all its cells from the Run
-menu, and reads the map's live table from the page: XDP_PASS counts packets, and the count grows
+JupyterLab, started as `make lab` starts it, serves a temporary copy of the course (notebooks/ and
+labs/, so no output is saved into the repo) on 127.0.0.1 with a random token. The browser opens
+the demo notebook, runs all its cells from the Run menu, and reads the map's live table from the
+page: XDP_PASS counts packets, and the count grows
 while the background traffic flows. Screenshots go to tests/artifacts/ (light and dark theme);
 the light one of the live widgets is also the README's docs/screenshot-live-widgets.png, written
 when that file is missing or XDPLAB_SCREENSHOT=1 (so a test run does not change the repo).
-Afterwards JupyterLab is shut down and nothing of the kernel's lab is left.
+A learner's way to a lab is tested too: from the welcome page JupyterLab opens on, through the
+file browser into labs/, the lab notebook's %%xdp and check cells run, and the check's verdict on
+the starter program is read from the page. Afterwards JupyterLab is shut down and nothing of the
+kernels' labs is left.
 """
 import json
 import os
@@ -25,7 +29,7 @@ import pytest
 from test_notebooks import assert_nothing_left, lab_namespaces
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = "demo_live_widgets.ipynb"
+NOTEBOOK = "notebooks/demo_live_widgets.ipynb"
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 README_SHOT = ROOT / "docs" / "screenshot-live-widgets.png"
@@ -93,8 +97,10 @@ def stop(server):
 
 @pytest.fixture
 def jupyterlab(tmp_path):
-    root = tmp_path / "notebooks"
-    shutil.copytree(ROOT / "notebooks", root)
+    """JupyterLab as `make lab` starts it (env/lab.sh), on a scratch copy of the course."""
+    root = tmp_path / "course"
+    for part in ("notebooks", "labs"):
+        shutil.copytree(ROOT / part, root / part)
     settings = tmp_path / "settings"
     for name, value in SETTINGS.items():
         (settings / name).parent.mkdir(parents=True, exist_ok=True)
@@ -102,15 +108,12 @@ def jupyterlab(tmp_path):
     port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(settings),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+               XDPLAB_ROOT=str(root), XDPLAB_TOKEN=token)
     log_path = tmp_path / "jupyterlab.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "jupyter"), "lab", "--allow-root", "--no-browser",
-             "--ip=127.0.0.1", f"--port={port}", f"--ServerApp.token={token}",
-             f"--ServerApp.root_dir={root}",
-             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(["bash", str(ROOT / "env" / "lab.sh"), "127.0.0.1", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     server = {"url": f"http://127.0.0.1:{port}", "token": token, "proc": proc, "log": log_path,
               "runtime": tmp_path / "runtime", "kernel_pids": set()}
     try:
@@ -222,3 +225,58 @@ def test_demo_notebook_live_in_chromium(jupyterlab):
     pids = stop(jupyterlab)
     assert pids, "found no kernel process of the demo notebook"
     assert_nothing_left(pids, before, NOTEBOOK)
+
+
+def test_a_lab_opened_from_the_file_browser_runs_its_check(jupyterlab):
+    from playwright.sync_api import sync_playwright
+
+    before = set(lab_namespaces(None))
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport=VIEWPORT)
+        try:
+            # the address `make lab` prints, as a learner would open it
+            printed = re.search(r"xdplab: open (http://\S+)", jupyterlab["log"].read_text()).group(1)
+            assert printed.startswith(jupyterlab["url"]), printed
+            page.goto(printed)
+            # JupyterLab opens on the welcome lesson, whose course table links every lab
+            page.locator(".jp-NotebookPanel .jp-MarkdownCell").filter(
+                has_text="The course").first.wait_for(timeout=60_000)
+            # the file browser shows notebooks/, where the welcome lesson is: up to the course root
+            page.locator(".jp-BreadCrumbs-home").first.click()
+            listing = page.locator(".jp-DirListing-content")
+            for name in ("labs", "01-drop-by-port", "lab.ipynb"):
+                item = listing.locator(".jp-DirListing-itemText").filter(
+                    has_text=re.compile(f"^{re.escape(name)}$"))
+                item.wait_for(timeout=30_000)
+                item.dblclick()
+            panel = page.locator(".jp-NotebookPanel:visible")
+            panel.locator(".jp-Cell").filter(has_text="%%xdp server").first.wait_for(timeout=60_000)
+            idle = page.locator(".jp-StatusBar-Widget").get_by_text("Python (xdplab) | Idle")
+            idle.wait_for(timeout=60_000)
+            jupyterlab["kernel_pids"] |= kernel_pids(jupyterlab["runtime"])
+            for source in ("lab = xdplab.Lab.pair()", "%%xdp server", "check()"):
+                cell = panel.locator(".jp-CodeCell").filter(has_text=source).first
+                cell.locator(".jp-InputArea-editor").click()
+                page.keyboard.press("Control+Enter")     # run this cell, stay on it
+                idle.wait_for(timeout=120_000)
+            report = panel.locator(".jp-OutputArea-output").filter(
+                has_text=re.compile(r"lab 01-drop-by-port .*: \d+ of \d+ cases pass"))
+            report.wait_for(timeout=120_000)
+            text = report.inner_text()
+            good, total = map(int, re.search(r"(\d+) of (\d+) cases pass", text).groups())
+            assert good < total, f"the starter program passed the check:\n{text}"
+            assert "Hint" in text or "hint" in text, f"a failed check shows no hint:\n{text}"
+            shoot(page, "lab-check-in-browser.png")
+            cell = panel.locator(".jp-CodeCell").filter(has_text="lab.close()").first
+            cell.locator(".jp-InputArea-editor").click()
+            page.keyboard.press("Control+Enter")
+            idle.wait_for(timeout=60_000)
+        except BaseException:
+            shoot(page, "failure-lab.png")
+            raise
+        finally:
+            browser.close()
+    pids = stop(jupyterlab)
+    assert pids, "found no kernel process of the lab notebook"
+    assert_nothing_left(pids, before, "labs/01-drop-by-port/lab.ipynb")
