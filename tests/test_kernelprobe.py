@@ -1,6 +1,7 @@
 """xdplab.probe(): the real probe on this kernel, its decisions on recorded observations of other
 kernels (both branches of each), what the lessons adapt, and the xdp_devmap_xmit drops the
 lessons count on kernels before 6.3 — made to happen here, on purpose, with a peer MTU too small."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -72,9 +73,9 @@ def test_the_findings_agree_with_what_the_rest_of_xdplab_sees(measured, pair):
     assert (p.redirect_errors.value == ENQUEUE) == p.xdp_features.value, p
 
 
-def test_the_redirect_accounting_the_probe_found_is_what_a_lab_sees(measured, pair):
-    """Lesson 05's trap, asked independently: redirect into a veth whose peer has no NAPI."""
-    p = measured[0]
+@contextlib.contextmanager
+def redirecting_router():
+    """client - router - server, and lesson 10's program loaded to redirect to the server's side."""
     with xdplab.Lab() as lab:
         c, r, s = lab.host("client"), lab.host("router"), lab.host("server")
         lab.link(c, r)
@@ -82,6 +83,13 @@ def test_the_redirect_accounting_the_probe_found_is_what_a_lab_sees(measured, pa
         prog = lab.load("lesson10_redirect.c")
         target = prog.maps["target"].table
         target[0] = target.Leaf(r.iface(s).ifindex)
+        yield lab, prog, c, r, s
+
+
+def test_the_redirect_accounting_the_probe_found_is_what_a_lab_sees(measured, pair):
+    """Lesson 05's trap, asked independently: redirect into a veth whose peer has no NAPI."""
+    p = measured[0]
+    with redirecting_router() as (lab, prog, c, r, s):
         prog.attach(r.iface(c), fix_veth=False)
         errors = xdplab.Tracepoints(lab)
         with measure(r.iface(c), r.iface(s), s.iface(), errors) as seen:
@@ -189,13 +197,7 @@ def test_where_gro_is_not_enough_fix_veth_gives_the_peer_a_native_program(measur
     p = measured[0]
     old = dataclasses.replace(p, gro_takes_redirects=decide_gro({"sent": 32, "arrived": 0}))
     monkeypatch.setattr(kernelprobe, "_cached", old)
-    with xdplab.Lab() as lab:
-        c, r, s = lab.host("client"), lab.host("router"), lab.host("server")
-        lab.link(c, r)
-        lab.link(r, s)
-        prog = lab.load("lesson10_redirect.c")
-        target = prog.maps["target"].table
-        target[0] = target.Leaf(r.iface(s).ifindex)
+    with redirecting_router() as (lab, prog, c, r, s):
         att = prog.attach(r.iface(c))
         assert any("XDP_PASS" in n and "5.13" in n for n in att.notes), att.notes
         assert s.iface().xdp().mode == "native" and not s.iface().gro()
