@@ -11,6 +11,7 @@ Run: sudo make test-install  (the rootfs is cached under .cache/; XDPLAB_FRESH_R
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -108,10 +109,12 @@ def test_minimal_debian_12_installs_and_runs_a_lesson():
 
         # 2. sudo make test: adds what the tests need, runs the doctor and one lesson
         res = c.run(f"cd xdplab && sudo {env_ca}make test "
-                    f"PYTEST_ARGS='tests/test_notebooks.py -k 01-hello'", user="learner", log=log)
+                    f"PYTEST_ARGS='-v tests/test_notebooks.py -k 01-hello'", user="learner", log=log)
         assert res.returncode == 0, f"'sudo make test' failed in a fresh Debian 12:\n{res.stdout[-4000:]}"
+        assert re.search(r"test_runs_top_to_bottom\[notebooks/01-hello-xdp.ipynb\] PASSED", res.stdout), \
+            f"lesson 01 did not run:\n{res.stdout[-2000:]}"
         summary = res.stdout.strip().splitlines()[-1]
-        assert "2 passed" in summary and "failed" not in summary, res.stdout[-2000:]  # clean + ran
+        assert "passed" in summary and "failed" not in summary and "error" not in summary, summary
 
         # everything the labs made inside is gone once the chroot is closed
         inside = root
