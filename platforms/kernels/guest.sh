@@ -18,12 +18,17 @@ log() { echo "$(date +%s) $*" >> "$out/progress"; }
 has() { case ",$steps," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
 log "start $(uname -r)"
-# The shared root is read-only: give the guest its own /tmp, and the filesystems the lessons need.
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+# The shared root is read-only. virtme gives the guest a tmpfs at /var/tmp: HOME and TMPDIR live
+# there. /tmp gets a tmpfs of its own too, unless the checkout or OUT is below /tmp (a clean clone
+# in /tmp, a pytest tmp_path): a tmpfs over /tmp would hide them.
+case "$repo/:$out/" in
+  /tmp/*|*:/tmp/*) ;;
+  *) mount -t tmpfs -o mode=1777 tmpfs /tmp ;;
+esac
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
-mkdir -p /tmp/home
-export PYTHONUNBUFFERED=1 HOME=/tmp/home PYTHONDONTWRITEBYTECODE=1 TMPDIR=/tmp MPLCONFIGDIR=/tmp/home/mpl
+mkdir -p /var/tmp/home
+export PYTHONUNBUFFERED=1 HOME=/var/tmp/home PYTHONDONTWRITEBYTECODE=1 TMPDIR=/var/tmp MPLCONFIGDIR=/var/tmp/home/mpl
 # pyroute2's 2 s timeouts are too short for emulation speed (see guest-site/sitecustomize.py)
 export PYTHONPATH=$repo/platforms/kernels/guest-site
 {
