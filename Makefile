@@ -52,3 +52,11 @@ clean:
 test-kernels:
 	@bash env/install.sh --tests
 	$(PY) platforms/kernels/run.py $(if $(KERNELS),--kernels $(KERNELS))
+
+# The unit tier (tests/unit): pure functions (map codecs, error explanations, trace lines, report
+# and chart text, random packets, probe decisions) in seconds, without root: `make test-unit`.
+# Needs only the venv (`sudo make install-tests` once); `make test` runs these too.
+.PHONY: test-unit
+test-unit:
+	@[ -x $(PY) ] || { echo "no $(PY): run 'sudo make install-tests' once"; exit 2; }
+	$(PY) -m pytest -p no:cacheprovider -q tests/unit

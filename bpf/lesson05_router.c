@@ -9,9 +9,9 @@
  * the stack with XDP_PASS, which knows how to deal with it: packets for the router itself
  * (NOT_FWDED), a next hop whose MAC is not known yet (NO_NEIGH: the stack resolves it),
  * a TTL about to expire (the stack sends ICMP time exceeded), a packet bigger than the outgoing
- * MTU (FRAG_NEEDED), forwarding switched off (FWD_DISABLED). Packets to a blackhole, unreachable
- * or prohibit route are dropped here — without the ICMP error the stack would send for the last
- * two (pass them instead if the senders should hear about it).
+ * MTU (FRAG_NEEDED: tot_len is the length from the network header on, for IPv6 payload_len + 40),
+ * forwarding switched off (FWD_DISABLED). Packets to a blackhole, unreachable or prohibit route
+ * are dropped here — without the ICMP error the stack would send for the last two.
  *
  * `counters` counts frames per action; `fib_results` counts lookups per BPF_FIB_LKUP_RET_* code.
  */
@@ -75,7 +75,7 @@ int xdp_router(struct xdp_md *ctx)
 		fib.family = AF_INET6;
 		fib.flowinfo = *(__be32 *)ip6h & bpf_htonl(0x0FFFFFFF);   /* traffic class + flow label */
 		fib.l4_protocol = ip6h->nexthdr;
-		fib.tot_len = bpf_ntohs(ip6h->payload_len);
+		fib.tot_len = bpf_ntohs(ip6h->payload_len) + sizeof(*ip6h);   /* + the 40-byte header */
 		__builtin_memcpy(fib.ipv6_src, &ip6h->saddr, sizeof(fib.ipv6_src));
 		__builtin_memcpy(fib.ipv6_dst, &ip6h->daddr, sizeof(fib.ipv6_dst));
 	} else {

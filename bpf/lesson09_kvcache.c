@@ -6,7 +6,7 @@
  *     "GET <key>"            -> "VALUE <key> <value>"  |  "MISS <key>"
  *     "SET <key> <value>"    -> "STORED <key>"
  *
- * What the program does, IPv4 only (everything else goes to the server untouched):
+ * What the program does, IPv4 without VLAN tags only (everything else goes to the server untouched):
  *   GET, key in `cache`:  turns the request into the reply in place and sends it back with
  *                         XDP_TX — the server never sees the request;
  *   GET, key not cached:  XDP_PASS, the server answers (and fills the cache);
@@ -27,10 +27,15 @@
  *
  * Consistency. Userspace writes entries (the server, through the pinned map) while XDP reads
  * them on another CPU. Each entry carries a bpf_spin_lock: the server writes with BPF_F_LOCK, the
- * program copies the value out under the lock, so it never sends half an old and half a new
- * value. A deleted hash map element can be reused at once for another key, even while a reader
- * still holds a pointer to it; so the entry stores its key as well, and a reply is sent only if
- * that key is the one asked for.
+ * program copies the value out under the lock, so an update in place never shows it half an old
+ * and half a new value. A deleted hash map element can be reused at once for another key, even
+ * while a reader still holds a pointer to it; so the entry stores its key as well, and a reply is
+ * sent only if that key is the one asked for. That leaves one narrow window: the kernel fills a
+ * reused element for its new key without taking the element's lock, so a reader copying it at
+ * that moment can get part of the old key and value and part of the new, with the old key still
+ * the one asked for. So the server also stores `check`, a hash of key and value (entry_check(),
+ * the same in xdplab/kvstore.py), and the program answers only if its copy hashes to the check it
+ * copied: a torn copy does not (but with a chance of 2^-64), and goes to the server as a miss.
  *
  * `stats` counts, per CPU: hits (answered here), misses (GETs passed to the server), SETs seen
  * (their key invalidated), and other datagrams to KV_PORT passed on.
@@ -59,6 +64,13 @@ struct kv_entry {
 	struct bpf_spin_lock lock;
 	char key[KEY_LEN];
 	char value[VAL_LEN];
+	__u64 check;                /* entry_check() of key and value, written by the server */
+};
+
+struct kv_copy {                    /* an entry as copied out under its lock */
+	__u64 key;
+	__u64 value[VAL_LEN / 8];
+	__u64 check;
 };
 
 struct kv_stats {
@@ -77,6 +89,20 @@ static __always_inline __u16 csum_fold64(__u64 sum)
 	sum = (sum & 0xffffffff) + (sum >> 32);
 	sum = (sum & 0xffffffff) + (sum >> 32);
 	return csum_fold_helper((__u32)sum);
+}
+
+/* FNV-1a over the five 64-bit words of key and value (little-endian): a copy torn between two
+ * entries hashes to neither's check. */
+static __always_inline __u64 entry_check(const struct kv_copy *c)
+{
+	__u64 h = 0xcbf29ce484222325ULL;
+	int i;
+
+	h = (h ^ c->key) * 0x100000001b3ULL;
+#pragma unroll
+	for (i = 0; i < VAL_LEN / 8; i++)
+		h = (h ^ c->value[i]) * 0x100000001b3ULL;
+	return h;
 }
 
 static __always_inline struct kv_stats *get_stats(void)
@@ -100,14 +126,17 @@ int lesson09_kvcache(struct xdp_md *ctx)
 	struct udphdr oudp;
 	struct kv_key key;
 	struct kv_entry *e;
+	struct kv_copy copy;
 	char reply[REPLY_BUF] = {};
 	char *p;
-	__u64 sum, seen, asked;
+	__u64 sum, asked;
 	int len, extra;
 
 	if (!st)
 		return XDP_PASS;
 	if (parse_ethhdr(&nh, data_end, &eth) != bpf_htons(ETH_P_IP) || (eth->h_dest[0] & 1))
+		return XDP_PASS;
+	if (nh.pos != (void *)(eth + 1))	/* VLAN-tagged: the reply below is built untagged */
 		return XDP_PASS;
 	if (parse_iphdr(&nh, data_end, &iph) != IPPROTO_UDP || ip_is_fragment(iph))
 		return XDP_PASS;
@@ -144,7 +173,8 @@ int lesson09_kvcache(struct xdp_md *ctx)
 		}
 	}
 
-	/* GET: look the key up and copy the entry out under its lock */
+	/* GET: look the key up, copy the entry out under its lock, and answer only if the copy is
+	 * of the key asked for and whole (its check matches) */
 	__builtin_memcpy(key.name, p + 4, KEY_LEN);
 	e = cache.lookup(&key);
 	if (!e) {
@@ -152,21 +182,24 @@ int lesson09_kvcache(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	bpf_spin_lock(&e->lock);
-	__builtin_memcpy(&seen, e->key, KEY_LEN);
-	__builtin_memcpy(reply + 6 + KEY_LEN + 1, e->value, VAL_LEN);
+	__builtin_memcpy(&copy.key, e->key, KEY_LEN);
+	__builtin_memcpy(copy.value, e->value, VAL_LEN);
+	copy.check = e->check;
 	bpf_spin_unlock(&e->lock);
 	__builtin_memcpy(&asked, key.name, KEY_LEN);
-	if (seen != asked) {                      /* the element was reused for another key */
+	if (copy.key != asked ||                  /* the element was reused for another key */
+	    entry_check(&copy) != copy.check) {   /* or copied while being filled for another */
 		st->misses++;
 		return XDP_PASS;
 	}
+	__builtin_memcpy(reply + 6 + KEY_LEN + 1, copy.value, VAL_LEN);
 	__builtin_memcpy(reply, "VALUE ", 6);
 	__builtin_memcpy(reply + 6, key.name, KEY_LEN);
 	reply[6 + KEY_LEN] = ' ';
 
 	/* 1. make room for the reply: 35 more bytes. The frame grows at the front: native XDP
-	 * guarantees XDP_PACKET_HEADROOM (256 bytes) before the packet, but not room after it (on a
-	 * veth the frame is often the sender's skb, with a few spare bytes at the end). The headers
+	 * guarantees XDP_PACKET_HEADROOM (256 bytes) before the packet, but not room after it (a
+	 * veth copies a socket's skb into a buffer with that headroom, sized to fit). The headers
 	 * are kept on the stack, and every packet pointer is found and checked again afterwards. */
 	oeth = *eth;
 	oip = *iph;

@@ -1,17 +1,35 @@
 /* xdp_filter.c — a packet filter: drop DNS (UDP and TCP to one port) and ping.
  *
  * Teaches: walking the headers with parsing_helpers.h — Ethernet, up to two VLAN tags, IPv4 (with
- * options) or IPv6 (with extension headers), then UDP/TCP/ICMP — and deciding on what is found.
+ * options) or IPv6 (with extension headers), then UDP/TCP/ICMP — and deciding on what is found,
+ * and on what cannot be read.
  *
  * Dropped:
  *   - UDP and TCP to port DROP_PORT (53, DNS, unless compiled with cflags=["-DDROP_PORT=5353"]);
- *   - ICMP (IPv4 protocol 1) and ICMPv6 echo requests, unless compiled with -DDROP_ICMP=0.
- *     Only *echo requests* of ICMPv6: IPv6 finds its neighbours (its ARP) with ICMPv6, and
- *     dropping all of it would cut the host off IPv6 entirely.
- * Passed: everything else, including what the filter cannot parse (truncated or malformed
- * headers, later IP fragments that carry no ports): a filter should drop only what it has
- * positively recognised, and leave the rest to the kernel, which checks and drops malformed
- * packets itself.
+ *   - ICMP and ICMPv6 echo requests (ping), unless compiled with -DDROP_ICMP=0. Only echo
+ *     requests: other ICMP messages report errors the sender needs (path MTU discovery learns a
+ *     path's MTU from "fragmentation needed", RFC 1191; IPv6 from "packet too big"), and IPv6
+ *     finds its neighbours (its ARP) with ICMPv6.
+ * Passed: everything else.
+ *
+ * What the filter cannot read it must still decide on: pass it (fail open) or drop it (fail
+ * closed). Passing costs nothing when the kernel drops the packet anyway, and opens a way round
+ * the filter when the kernel would deliver it; dropping costs whatever legitimate packets look
+ * like that. So:
+ *   - passed: headers cut short or malformed, which the kernel checks and drops itself; and later
+ *     IP fragments, which hold no ports (the first fragment, which does, was judged on them).
+ *   - dropped: a third VLAN tag, which parse_ethhdr() does not look behind (the kernel strips
+ *     priority tags, VLAN 0, and delivers what is inside); a seventh IPv6 extension header, which
+ *     skip_ip6hdrext() does not step over (six is as many as RFC 8200's order has; the kernel
+ *     takes any number); and a UDP or TCP datagram whose IP length leaves no room for the ports
+ *     (malformed, or a first fragment no honest sender makes: every fragment but the last carries
+ *     a multiple of 8 bytes; the kernel drops both too).
+ * The ports are the first 4 bytes of a UDP or TCP header, and only those 4 must be present: a
+ * filter that waited for the whole 20-byte TCP header would pass a first fragment holding 8 bytes
+ * of it, unread, and the kernel would reassemble the datagram behind it (RFC 1858's tiny-fragment
+ * attack). RFC 1858 also drops TCP fragments at offset 1: they can rewrite the TCP flags (byte 13)
+ * of the first. This filter reads no flags, and only a fragment at offset 0 can hold the ports: a
+ * first fragment, judged on its own ports.
  */
 #include "parsing_helpers.h"
 
@@ -30,9 +48,10 @@ int xdp_filter(struct xdp_md *ctx)
 	struct ethhdr *eth;
 	struct iphdr *iph;
 	struct ipv6hdr *ip6h;
-	struct udphdr *udph;
-	struct tcphdr *tcph;
+	struct icmphdr *icmph;
 	struct icmp6hdr *icmp6h;
+	void *ip_end;              /* where the IP datagram ends, by its own length field */
+	__be16 *ports;             /* source port, destination port */
 	int proto;
 
 	proto = parse_ethhdr(&nh, data_end, &eth);
@@ -40,26 +59,35 @@ int xdp_filter(struct xdp_md *ctx)
 		proto = parse_iphdr(&nh, data_end, &iph);
 		if (proto < 0 || ip_is_later_fragment(iph))
 			return XDP_PASS;
-		if (proto == IPPROTO_ICMP && DROP_ICMP)
+		ip_end = (void *)iph + bpf_ntohs(iph->tot_len);
+		if (proto == IPPROTO_ICMP && DROP_ICMP &&
+		    parse_icmphdr(&nh, data_end, &icmph) == ICMP_ECHO)
 			return XDP_DROP;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		proto = parse_ip6hdr(&nh, data_end, &ip6h);
 		if (proto < 0)
 			return XDP_PASS;
+		ip_end = (void *)(ip6h + 1) + bpf_ntohs(ip6h->payload_len);
 		proto = skip_ip6hdrext(&nh, data_end, proto);
+		if (proto == IP6_EXT_TOO_LONG)
+			return XDP_DROP;
 		if (proto == IPPROTO_ICMPV6 && DROP_ICMP &&
 		    parse_icmp6hdr(&nh, data_end, &icmp6h) == ICMPV6_ECHO_REQUEST)
 			return XDP_DROP;
+	} else if (proto_is_vlan(proto)) {
+		return XDP_DROP;                 /* a third VLAN tag */
 	} else {
-		return XDP_PASS;                 /* ARP, too short, more than two VLAN tags, ... */
+		return XDP_PASS;                 /* ARP, too short, ... */
 	}
 
-	if (proto == IPPROTO_UDP) {
-		if (parse_udphdr(&nh, data_end, &udph) >= 0 && udph->dest == bpf_htons(DROP_PORT))
-			return XDP_DROP;
-	} else if (proto == IPPROTO_TCP) {
-		if (parse_tcphdr(&nh, data_end, &tcph) >= 0 && tcph->dest == bpf_htons(DROP_PORT))
-			return XDP_DROP;
-	}
+	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+		return XDP_PASS;
+	ports = nh.pos;
+	if ((void *)(ports + 2) > ip_end)
+		return XDP_DROP;                 /* no room for the ports in this datagram */
+	if ((void *)(ports + 2) > data_end)
+		return XDP_PASS;                 /* the frame is cut short: the kernel drops it */
+	if (ports[1] == bpf_htons(DROP_PORT))
+		return XDP_DROP;
 	return XDP_PASS;
 }

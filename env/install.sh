@@ -117,5 +117,10 @@ if ! grep -qs "\"$venv/bin/python\"" "$venv/share/jupyter/kernels/xdplab/kernel.
   say "registering the notebook kernel 'Python (xdplab)'"
   "$venv/bin/python" -m ipykernel install --sys-prefix --name xdplab --display-name "Python (xdplab)" >/dev/null
 fi
+# JupyterLab's defaults for the course: no "official Jupyter news?" toast over every lesson and no
+# update checks (a lab machine asks no website anything). A learner's own settings still win.
+mkdir -p "$venv/share/jupyter/lab/settings"
+cmp -s "$repo/env/jupyterlab-overrides.json" "$venv/share/jupyter/lab/settings/overrides.json" \
+  || cp "$repo/env/jupyterlab-overrides.json" "$venv/share/jupyter/lab/settings/overrides.json"
 "$venv/bin/python" -c "import bcc" 2>/dev/null || die "bcc's Python bindings are not visible in .venv: is python3-bpfcc installed for /usr/bin/python3?"
 say "environment ready"

@@ -96,6 +96,16 @@ def pair():
         yield lab
 
 
+@pytest.fixture
+def line():
+    """client — router — server; the router forwards."""
+    with xdplab.Lab() as lab:
+        c, r, s = lab.host("client"), lab.host("router"), lab.host("server")
+        lab.link(c, r)
+        lab.link(r, s)
+        yield lab
+
+
 COUNT_ACTIONS = r"""
 /* counts packets per XDP action, then returns the action chosen at load time */
 BPF_ARRAY(counters, u64, 5);

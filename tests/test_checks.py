@@ -1,5 +1,6 @@
 """The lab checks (xdplab.checks), their hints and the progress store (xdplab.progress), on a small
 lab of the test's own: real programs loaded into a real lab, judged by real BPF_PROG_TEST_RUN."""
+import dataclasses
 import json
 import os
 import pwd
@@ -168,6 +169,26 @@ def test_compile_and_verifier_errors_are_explained(lab_dir, store):
     assert "VerifierError" in report.text() and report.error.line == 3
 
 
+def test_a_check_this_kernel_cannot_run_says_so_and_is_no_attempt(lab_dir, store, monkeypatch):
+    """A check.py that REQUIRES a finding of the probe, on a kernel without it (simulated: Linux
+    5.10's answer for test_run_context, the finding as the probe decides it there)."""
+    from xdplab import kernelprobe
+    probe = xdplab.probe()
+    old = dataclasses.replace(probe, release="5.10.0-32-amd64",
+                              test_run_context=kernelprobe.decide_test_run_context(False))
+    monkeypatch.setattr(xdplab, "probe", lambda refresh=False: old)
+    (lab_dir / "check.py").write_text(CHECK + '\nREQUIRES = ["test_run_context"]\n')
+    labs_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    report = checks.grade(lab_dir, RIGHT, store)
+    assert not report.passed and report.exit_code == 1 and not report.results and report.hint is None
+    assert "this kernel cannot run the check" in report.text() and "5.15+" in report.text()
+    assert "5.10.0-32-amd64" in report._repr_html_()
+    assert store.get("42-drop-53") is None or store.get("42-drop-53")["attempts"] == 0
+    assert (set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()) == labs_before
+    monkeypatch.setattr(xdplab, "probe", lambda refresh=False: probe)   # this kernel: it runs
+    assert checks.grade(lab_dir, RIGHT, store).passed
+
+
 def test_hints_come_in_steps_and_stop_at_the_last(lab_dir, store):
     hints = [checks.grade(lab_dir, WRONG, store).hint for _ in range(4)]
     assert hints == ["first nudge", "closer", "closest", "closest"]
@@ -320,6 +341,44 @@ def test_finding_labs(lab_dir):
         assert checks.find_lab(name, root) == lab_dir
     with pytest.raises(xdplab.LabError, match="labs are: 42-drop-53"):
         checks.find_lab("7", root)
+
+
+def test_labs_keep_their_old_numbers():
+    """The labs are numbered by the lesson they follow (03a: the first lab after lesson 03);
+    `xdplab check 01` still finds the lab that was 01, and says what it is called now."""
+    assert checks.find_lab("03a").name == "03a-drop-by-port"
+    assert checks.find_lab("3a") == checks.find_lab("drop-by-port") == checks.find_lab("03a")
+    for old, new in progress.RENAMED.items():
+        assert checks.find_lab(old).name == new, old
+        assert checks.find_lab(old[:2]).name == new and checks.find_lab(old[1]).name == new
+    assert {p.name for p in checks.all_labs()} >= set(progress.RENAMED.values())
+
+
+def test_xdplab_check_with_an_old_number_checks_the_renamed_lab_and_says_so(capsys):
+    lab = checks.find_lab("03a")
+    assert cli.main(["check", "01", "--program", str(lab / "solution.c")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("(lab 01 is called 03a-drop-by-port now: the labs are numbered by the "
+                          "lesson they follow)"), out[:300]
+    assert "lab 03a-drop-by-port" in out and "cases pass" in out
+
+
+def test_progress_under_an_old_lab_name_counts_for_the_new_one(tmp_path):
+    path = tmp_path / "progress.json"
+    path.write_text(json.dumps({"labs": {
+        "01-drop-by-port": {"done": True, "attempts": 3, "hint_step": 2, "done_at": "2026-01-02T10:00:00"},
+        "02-top-talkers": {"attempts": 1, "hint_step": 1},
+        "02a-top-talkers": {"attempts": 2, "hint_step": 2, "done": True, "done_at": "2026-03-01T09:00:00"},
+        "42-mine": {"attempts": 1}}}))
+    store = Progress(path)
+    status = store.status()
+    assert set(status) == {"03a-drop-by-port", "02a-top-talkers", "42-mine"}
+    assert status["03a-drop-by-port"] == {"done": True, "attempts": 3, "hint_step": 2,
+                                          "done_at": "2026-01-02T10:00:00"}
+    assert status["02a-top-talkers"]["attempts"] == 3 and status["02a-top-talkers"]["done"]
+    assert store.record("04a-port-rewrite", False) == 1
+    assert "01-drop-by-port" not in json.loads(path.read_text())["labs"], "saved under the new name"
+    assert not store.notices, "an old name is not a problem of the file"
 
 
 def test_notebook_source_is_the_last_xdp_cell():

@@ -192,3 +192,136 @@ def test_verdict_explorer_shows_what_xdp_macswap_tx_changed(pair):
     assert "<table>" in ex.output.value and "XDP_TX" in ex.output.value
     ex.payload.value = "hello"
     assert ex.run().packet["Raw"].load == b"hello"
+
+
+# -- how it looks in JupyterLab's light and dark themes ----------------------------------------------
+import re
+from pathlib import Path
+
+from xdplab import diagram as diagram_module, panels, widgets
+from xdplab.errors import CompileError
+
+THEMES = Path(__file__).resolve().parent.parent / ".venv/share/jupyter/nbconvert/templates/lab/static"
+NAMED = {"white": (255, 255, 255, 1.0), "black": (0, 0, 0, 1.0), "transparent": (0, 0, 0, 0.0)}
+
+
+def theme(name):
+    """{--variable: value} of JupyterLab's theme `name` ("light", "dark"), as nbconvert's lab
+    template ships it (the same variables JupyterLab's theme extensions define)."""
+    found = {}
+    for css in ((THEMES / "index.css").read_text(), (THEMES / f"theme-{name}.css").read_text()):
+        for var, value in re.findall(r"(--[\w-]+)\s*:\s*([^;{}]+);", css):
+            found[var] = value.strip()
+    return found
+
+
+def resolve(value, variables):
+    """A CSS value with its var(--x, fallback) resolved against `variables`."""
+    for _ in range(20):
+        m = re.search(r"var\((--[\w-]+)\s*(?:,([^()]*(?:\([^()]*\)[^()]*)*))?\)", value)
+        if not m:
+            return value.strip()
+        name, fallback = m.group(1), m.group(2)
+        got = variables.get(name, fallback.strip() if fallback is not None else "")
+        value = value[:m.start()] + got + value[m.end():]
+    raise AssertionError(f"cannot resolve {value}")
+
+
+def rgba(value):
+    value = value.strip().lower()
+    if value in NAMED:
+        return NAMED[value]
+    if value.startswith("#"):
+        h = value[1:]
+        if len(h) in (3, 4):
+            h = "".join(c * 2 for c in h)
+        a = int(h[6:8], 16) / 255 if len(h) == 8 else 1.0
+        return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16), a
+    m = re.fullmatch(r"rgba?\(([^)]*)\)", value)
+    assert m, f"not a colour: {value!r}"
+    parts = [float(x) for x in m.group(1).replace("/", ",").replace(" ", ",").split(",") if x]
+    return (*parts[:3], parts[3] if len(parts) > 3 else 1.0)
+
+
+def over(top, below):
+    """`top` composited over the opaque colour `below`."""
+    a = top[3]
+    return tuple(top[i] * a + below[i] * (1 - a) for i in range(3)) + (1.0,)
+
+
+def contrast(fg, bg):
+    """WCAG 2 contrast ratio of two opaque colours."""
+    def lum(c):
+        ch = [x / 255 for x in c[:3]]
+        ch = [x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4 for x in ch]
+        return 0.2126 * ch[0] + 0.7152 * ch[1] + 0.0722 * ch[2]
+    hi, lo = sorted((lum(fg), lum(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def themed_contrast(fg, bg, variables, page="--jp-layout-color0"):
+    """Contrast of text `fg` on background `bg` (CSS values, var() allowed) on a page of `page`."""
+    page_c = rgba(resolve(f"var({page})", variables))
+    back = over(rgba(resolve(bg, variables)), page_c)
+    return contrast(over(rgba(resolve(fg, variables)), back), back)
+
+
+def test_the_contrast_helper_knows_the_wcag_numbers():
+    assert contrast(rgba("#000"), rgba("#fff")) == pytest.approx(21)
+    assert contrast(rgba("#777"), rgba("#fff")) == pytest.approx(4.48, abs=0.01)
+    dark = theme("dark")
+    assert rgba(resolve("var(--jp-layout-color0)", dark))[:3] == (17, 17, 17)
+    # the bug of issue 11: the old excerpt, the page's white text on pale pink, in the dark theme
+    assert themed_contrast("var(--jp-content-font-color1)", "#fdf2f2", dark) < 1.2
+
+
+def test_verdict_badges_read_in_every_theme():
+    for verdict, (bg, fg, meaning) in panels.VERDICTS.items():
+        assert contrast(rgba(fg), rgba(bg)) >= 4.5, (verdict, bg, fg)
+        html = panels.verdict_badge(verdict)
+        assert f"background:{bg};color:{fg}" in html and verdict in html and meaning
+
+
+@pytest.mark.parametrize("name", ["light", "dark"])
+def test_text_reads_on_its_background_in_both_jupyterlab_themes(name):
+    v = theme(name)
+    err = CompileError("expected ';'", line=2, source="int a = 1\nint b = 2\n", column=9)
+    excerpt = re.search(r'<pre style="([^"]*)">', err._repr_html_()).group(1)
+    style = dict(part.split(":", 1) for part in excerpt.split(";") if ":" in part)
+    assert "var(--jp-" in style["background"] and "var(--jp-" in style["color"], style
+    assert style["white-space"] == "pre", style            # no wrapping inside the C line
+    pairs = {   # (text, background) as the CSS of each part sets them
+        "error excerpt": (style["color"], style["background"]),
+        "table text": ("var(--jp-ui-font-color1)", "var(--jp-layout-color0)"),
+        "table caption and rate": ("var(--jp-ui-font-color2)", "var(--jp-layout-color0)"),
+        "table head": ("var(--jp-ui-font-color1)", "var(--jp-layout-color2)"),
+        "diagram text": ("var(--jp-ui-font-color1)", "var(--jp-layout-color2)"),
+        "diagram small text": ("var(--jp-content-font-color1)", "var(--jp-layout-color2)"),
+        "diagram native badge": ("#ffffff", "var(--jp-brand-color0)"),
+        "diagram generic badge": ("#111111", "var(--jp-warn-color1)"),
+        "diagram badge of the lab's own program": ("var(--jp-ui-font-color1)", "var(--jp-layout-color3)"),
+        "listing": ("var(--jp-mirror-editor-variable-color)", "var(--jp-cell-editor-background)"),
+        "listing, marked line": ("var(--jp-mirror-editor-variable-color)", "rgba(255,152,0,.28)"),
+    }
+    # the diagram's and the listing's CSS really use these variables
+    from xdplab.show import CSS as SHOW_CSS
+    assert ".s{font-size:10px;fill:var(--jp-content-font-color1" in diagram_module.CSS
+    assert ".native{fill:var(--jp-brand-color0" in diagram_module.CSS
+    assert "text.on{fill:#ffffff" in diagram_module.CSS and ".helper{fill:var(--jp-layout-color3" in \
+        diagram_module.CSS
+    assert ".mark{display:inline-block;min-width:100%;background:rgba(255,152,0,.28)}" in SHOW_CSS
+    assert ".xdplab-w .cap{color:var(--jp-ui-font-color2" in widgets.CSS
+    low = {what: round(themed_contrast(fg, bg, v), 2) for what, (fg, bg) in pairs.items()
+           if themed_contrast(fg, bg, v) < 4.5}
+    assert not low, f"JupyterLab {name}: contrast below 4.5: {low}"
+
+
+def test_the_diagram_keeps_its_size_so_no_text_is_below_10_px(pair):
+    d = pair.diagram()
+    root = ET.fromstring(d.svg)
+    style = root.get("style")
+    assert "max-width:none" in style, style       # JupyterLab would scale it to the output's width
+    assert float(root.get("width")) == float(root.get("viewBox").split()[2])   # 1 unit = 1 px
+    sizes = [float(x) for x in re.findall(r"font-size:([\d.]+)px", d.svg)]
+    assert sizes and min(sizes) >= diagram_module.MIN_FONT == 10, sorted(set(sizes))
+    assert 'style="overflow-x:auto"' in d._repr_html_()      # wider than the output: it scrolls

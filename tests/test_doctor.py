@@ -10,7 +10,8 @@ import time
 import pytest
 
 import xdplab
-from xdplab import cli, kernel, reaper
+from xdplab import cli, reaper
+from xdplab.kernel import bpf as kernel
 
 doctor_module = importlib.import_module("xdplab.doctor")   # xdplab.doctor is also the function
 NETWORK_CHECKS = ["network namespaces", "compile + verify", "XDP generic", "XDP native",

@@ -4,6 +4,7 @@ thread ends with its log, its program, its widget or its lab."""
 import ctypes
 import os
 import secrets
+import subprocess
 import threading
 import time
 from ipaddress import IPv4Address, IPv6Address
@@ -155,13 +156,25 @@ def test_ring_buffer_events_from_ping(pair):
 def test_fast_stream_is_sampled_and_every_event_accounted(pair, source):
     n = 200_000
     prog = load(pair, PERF if source == "perf" else RING, pages=1)
-    log = EventLog(prog, "events", max_rows=50, pages=1)     # rings of one page: many are lost
-    report = pair.client.send(udp(pair), count=n)
+    log = EventLog(prog, "events", max_rows=50, pages=1)     # rings of one page
+    # hold the reader in its first event while the burst arrives, as a busy notebook would: the
+    # one-page ring fills and the rest is lost, however fast this machine reads
+    hold, keep = threading.Event(), log._keep
+    log._keep = lambda raw: (hold.wait(30), keep(raw))
+    try:
+        report = pair.client.send(udp(pair), count=n)
+    finally:
+        hold.set()
+    drained = -1
+    while log.count != drained:          # the reader empties the ring, so the next events fit
+        drained = log.count
+        time.sleep(0.3)
     assert (report.sent, report.method) == (n, "live_frames")
     cpus = one_packet_per_cpu(pair)   # perf reports a CPU's losses with its next event that fits
     seen = lambda: prog.maps["seen"].snapshot()[0]                       # noqa: E731
-    assert settle(log, seen) == seen() == n + cpus    # the injector delivers every packet
-    assert log.count + log.lost == n + cpus and log.lost > 0 and log.count > 0
+    # every frame the injector sent arrived, or the receiving ring was full and the report counts it
+    assert settle(log, seen) == seen() == n - report.lost + cpus
+    assert log.count + log.lost == seen() and log.lost > 0 and log.count > 0
     assert sum(log.totals.values()) == log.count and log.totals["XDP_PASS"] == cpus
     assert 0 < log.kept == len(log.events) < log.count          # sampled, not all decoded
     assert all(e["sport"] == 1234 for e in log.events if e["proto"] == "UDP")
@@ -255,6 +268,30 @@ def test_trace_log_reads_bpf_trace_printk(pair):
     assert ours().count(events.TRACE_THREAD) == 1          # `other` is still open
     other.close()
     assert ours() == []
+
+
+def test_trace_pipe_held_elsewhere_is_explained(pair):
+    """The kernel lets one process read trace_pipe at a time: a TraceLog opened while another
+    holds it says who, and what to do, instead of a raw OSError (EBUSY)."""
+    assert ours() == []                          # no reader of our own, so TraceLog must open it
+    cat = subprocess.Popen(["cat", os.path.join(events.trace_dir(), "trace_pipe")],
+                           stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while not any("trace_pipe" in os.path.realpath(f"/proc/{cat.pid}/fd/{fd}")
+                      for fd in os.listdir(f"/proc/{cat.pid}/fd")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with pytest.raises(xdplab.SetupError) as err:
+            TraceLog(prefix="xlt-held-elsewhere", lab=pair)
+    finally:
+        cat.kill()
+        cat.wait()
+    assert f"process {cat.pid} (cat) is reading the kernel's trace output" in err.value.message
+    assert "one reader at a time" in err.value.message and "TraceLog" in err.value.hint
+    assert ours() == []
+    trace = TraceLog(prefix="xlt-held-elsewhere", lab=pair)     # free again: it opens
+    assert ours().count(events.TRACE_THREAD) == 1
+    trace.close()
 
 
 def test_trace_lines_are_parsed():

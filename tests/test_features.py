@@ -118,15 +118,6 @@ def test_a_closed_lab_is_explained():
 
 # --- the lesson 10 programs ------------------------------------------------------------------
 
-@pytest.fixture
-def line():
-    with xdplab.Lab() as lab:
-        c, r, s = lab.host("client"), lab.host("router"), lab.host("server")
-        lab.link(c, r)
-        lab.link(r, s)
-        yield lab
-
-
 def redirect_to(lab, iface, mode):
     prog = lab.load("lesson10_redirect.c")
     target = prog.maps["target"].table
@@ -203,3 +194,57 @@ def test_a_second_program_replaces_the_dispatcher(line):
     with measure(d.maps["seen"], other.maps["counters"]) as seen:
         client.send(IP(dst=server.ip) / UDP(dport=53), count=10)
     assert not seen["seen"] and seen["counters"]["XDP_DROP"].packets == 10
+
+
+def test_the_dispatcher_counts_every_frame_of_a_background_stream(line):
+    """Lesson 10's Watch it stream, proven as its Prove it cell does: after stream.wait(), the
+    chain counted every frame the stream says it sent (a list of two packets: one of each is sent
+    before the thread starts, and counted)."""
+    client, router, server = line.client, line.router, line.server
+    d = line.load("lesson10_dispatcher.c")
+    chain = d.bpf["chain"]
+    chain[0], chain[1] = d.fd("drop_port_9"), d.fd("count_all")
+    d.attach(router.iface(client))
+    mixed = [IP(dst=server.ip) / UDP(dport=p) for p in (9, 53)]
+    with measure(d.maps["seen"], d.maps["dropped"]) as streamed:
+        stream = client.stream(mixed, seconds=1, rate=200).wait()
+    assert stream.error is None and not stream.running
+    arrived = stream.sent - stream.lost
+    assert arrived >= 2 * 200 * 0.5, stream                        # it ran its second
+    assert streamed["seen"] == {0: arrived // 2, 1: arrived}, (streamed, stream)
+    assert streamed["dropped"] == {0: arrived // 2}, (streamed, stream)
+
+
+# --- what each mode is handed ------------------------------------------------------------------
+
+def test_tcp_transfer_delivers_every_byte_and_explains_a_blocked_path(line):
+    router, server = line.router, line.server
+    assert features.tcp_transfer(router, server, nbytes=300_000, port=5101) == 300_000
+    line.load("xdp_drop.c").attach(server)
+    with pytest.raises(xdplab.LabError, match="TCP transfer from router to server failed"):
+        features.tcp_transfer(router, server, nbytes=1000, port=5102, timeout=1.0)
+
+
+def test_generic_mode_is_handed_super_packets_native_mode_frames(line):
+    """With TSO on the sender (transmit checksum offload on), the router's stack hands its veth
+    64 KB super-packets: a generic program on the server is handed them whole, a native one only
+    frames that fit the link (the veth stops its peer's segmentation offload). With xdplab's
+    default (checksum offload off, so no TSO) both modes see frames that fit: the program tells
+    the two apart, it does not always report big frames."""
+    router, server = line.router, line.server
+    plain = features.frame_sizes(line, router, server.iface(), nbytes=500_000, port=5201)
+    assert plain.limit == 1514 and plain.nbytes == {"generic": 500_000, "native": 500_000}
+    for mode in ("generic", "native"):
+        assert plain.longer[mode] == 0 and plain.longest[mode] == 1514, plain
+        assert plain.fitting[mode] >= 500_000 // 1448, plain
+    router.iface(server).ethtool("tx", "on")
+    try:
+        sizes = features.frame_sizes(line, router, server.iface(), nbytes=500_000, port=5211)
+    finally:
+        router.iface(server).ethtool("tx", "off")
+    assert sizes.longer["generic"] > 0 and sizes.longest["generic"] > sizes.limit, sizes
+    assert sizes.fitting["generic"] + sizes.longer["generic"] < plain.fitting["generic"] / 4, sizes
+    assert sizes.longer["native"] == 0 and sizes.longest["native"] <= 1514, sizes
+    assert sizes.fitting["native"] >= 500_000 // 1448, sizes
+    assert server.iface().xdp().mode is None                      # frame_sizes detached it
+    assert "longer than 1514 bytes" in repr(sizes)

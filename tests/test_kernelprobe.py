@@ -12,12 +12,13 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 import xdplab
-from xdplab import kernel, kernelprobe, qos, reaper
+from xdplab import kernelprobe, qos, reaper
+from xdplab.kernel import bpf as kernel
 from xdplab.features import xdp_features
 from xdplab.forwarding import measure
 from xdplab.kernelprobe import (ENQUEUE, FLUSH, UNKNOWN, KernelProbe, decide_gro,
                                 decide_live_frames, decide_qdiscs, decide_redirect_errors,
-                                decide_xdp_features)
+                                decide_test_run_context, decide_xdp_features)
 
 # What probe() measured on real kernels (sent 32 frames each time; GRO case: the same, GRO on)
 LINUX_6_18 = {"sent": 32, "ingress_rx_dropped": 32, "target_tx_dropped": 0, "arrived": 0}
@@ -57,6 +58,7 @@ def test_the_real_probe_measures_this_kernel_and_leaves_nothing(measured):
     as_first_described = {"redirect_errors": red.value == ENQUEUE,
                           "gro_takes_redirects": p.gro_takes_redirects.value is True,
                           "live_frames": p.live_frames.value is True,
+                          "test_run_context": p.test_run_context.value is True,
                           "xdp_features": p.xdp_features.value is True,
                           "qdiscs": all(p.qdiscs.value.values())}
     for f in p.findings:
@@ -67,10 +69,47 @@ def test_the_real_probe_measures_this_kernel_and_leaves_nothing(measured):
 def test_the_findings_agree_with_what_the_rest_of_xdplab_sees(measured, pair):
     p = measured[0]
     assert p.live_frames.value == kernel.live_frames_supported()
+    assert p.test_run_context.value == kernel.test_run_context_supported()
     assert p.xdp_features.value == xdp_features(pair.server).available
     assert p.qdiscs.value == {k: qos.have_qdisc(pair.server, k) for k in kernelprobe.QDISC_KINDS}
     # the redirect check of the netdev features and the refusal at enqueue came in one change (6.3)
     assert (p.redirect_errors.value == ENQUEUE) == p.xdp_features.value, p
+
+
+def test_the_netdev_family_is_asked_in_the_kernel_layer(measured, pair):
+    from xdplab.kernel import netdev, netns
+    p = measured[0]
+    assert netns.off_loop(netdev.present, pair.server.ns) is p.xdp_features.value
+    assert netns.off_loop(netdev.present, pair.server.ns, "xdplab-none") is False
+    found = netns.off_loop(netdev.read, pair.server.ns)
+    assert {name for name, _ in found.values()} == {"lo", "eth0"}, found
+    assert all((msg is not None) == p.xdp_features.value for _, msg in found.values()), found
+    one = netns.off_loop(netdev.read, pair.server.ns, pair.server.iface().ifindex)
+    assert [name for name, _ in one.values()] == ["eth0"], one
+    if p.xdp_features.value:               # only the family can tell an index that is not there
+        with pytest.raises(xdplab.LabError, match="no device with index 999"):
+            netns.off_loop(netdev.read, pair.server.ns, 999)
+
+
+def test_the_probe_and_the_tracepoints_use_no_lesson_code():
+    """The runtime sits below the lessons: probing the kernel and naming a redirect's target
+    (a device made inside a host) load no module of xdplab.lessons, xdplab.labs or xdplab.ui
+    beyond what `import xdplab` itself loads."""
+    code = textwrap.dedent("""
+        import sys
+        import xdplab
+        from xdplab.program import tracepoints
+        above = ("xdplab.lessons", "xdplab.labs")
+        before = {m for m in sys.modules if m.startswith(above)}
+        xdplab.probe(refresh=True)
+        with xdplab.Lab.pair() as lab:
+            t = tracepoints.Tracepoints(lab)
+            t._flushed(lab.server.iface().ifindex, 1), t._iface_at(t._inum(lab.server), 1)
+        print(sorted({m for m in sys.modules if m.startswith(above)} - before))
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]", res.stdout
 
 
 @contextlib.contextmanager
@@ -144,21 +183,25 @@ def test_gro_either_makes_the_peer_ready_or_does_not():
 def test_adaptations_name_each_lesson_that_differs():
     newest = KernelProbe("6.18", decide_redirect_errors(LINUX_6_18), decide_gro({"sent": 1, "arrived": 1}),
                          decide_live_frames(True), decide_xdp_features(True),
-                         decide_qdiscs(dict.fromkeys(kernelprobe.QDISC_KINDS, True)))
+                         decide_qdiscs(dict.fromkeys(kernelprobe.QDISC_KINDS, True)),
+                         decide_test_run_context(True))
     assert newest.adaptations() == {}
     debian_12 = KernelProbe("6.1.0-28-amd64", decide_redirect_errors(LINUX_6_1),
                             decide_gro({"sent": 1, "arrived": 1}), decide_live_frames(True),
                             decide_xdp_features(False),
-                            decide_qdiscs(dict.fromkeys(kernelprobe.QDISC_KINDS, True)))
+                            decide_qdiscs(dict.fromkeys(kernelprobe.QDISC_KINDS, True)),
+                            decide_test_run_context(True))
     lines = debian_12.adaptations()
     assert list(lines) == ["05", "10"], lines
     assert lines["05"].startswith("redirect errors are counted at flush on this kernel (before 6.3)")
     old = KernelProbe("5.10", decide_redirect_errors(LINUX_6_1), decide_gro({"sent": 1, "arrived": 0}),
                       decide_live_frames(False), decide_xdp_features(False),
-                      decide_qdiscs({"tbf": True, "htb": True, "fq_codel": False, "netem": False}))
+                      decide_qdiscs({"tbf": True, "htb": True, "fq_codel": False, "netem": False}),
+                      decide_test_run_context(False))
     lines = old.adaptations()
     assert list(lines) == ["05", "07", "08", "10"], lines
     assert "5.13" in lines["05"] and "5.18" in lines["10"] and "fq_codel" in lines["08"]
+    assert "5.15" in lines["05"] and "test_run_on" in lines["05"] and "5.15" in old.test_run_context.instead
     assert "5.18" in lines["07"] and "AF_PACKET" in lines["07"] and "repeat" in lines["07"]
     assert "fq_codel, netem" in old.qdiscs.instead and "5.10" in repr(old)
 
@@ -211,7 +254,7 @@ def test_memlock_is_raised_for_kernels_that_charge_bpf_to_it():
     does) and tries once more. Here (memcg accounting) only the raising itself can be shown."""
     code = textwrap.dedent("""
         import resource
-        from xdplab import kernel
+        from xdplab.kernel import bpf as kernel
         hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
         resource.setrlimit(resource.RLIMIT_MEMLOCK, (65536, hard))
         assert kernel._raise_memlock() is True

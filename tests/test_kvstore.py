@@ -3,11 +3,12 @@ bpf/lesson09_kvcache.c in front of it — replies built in XDP are byte for byte
 checksums scapy agrees with; the cache stays coherent; invalidating only in XDP is shown racy."""
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
-from scapy.layers.l2 import Ether
+from scapy.layers.l2 import Dot1Q, Ether
 
 import xdplab
 from xdplab import kvstore
@@ -126,6 +127,32 @@ def test_the_xdp_reply_is_the_servers_with_right_checksums(lab, kvcache):
             (fresh[IP].len, fresh[UDP].len, fresh[IP].chksum, fresh[UDP].chksum)
 
 
+def test_a_copy_torn_between_two_entries_is_not_answered(lab, kvcache):
+    """The kernel fills a reused element without its lock, so a reader's copy can hold part of the
+    old entry and part of the new. The program answers only a copy whose check is the hash of its
+    key and value: entries written as a torn copy would read are passed to the server."""
+    kvcache.maps["cache"].clear()
+    cm = kvstore.CacheMap(kvcache.maps["cache"].pin())
+    assert cm.checked
+    old, new = kvstore.value("o" * 32).encode(), kvstore.value("n" * 32).encode()
+    assert kvstore.entry_check(b"key00042", old) != kvstore.entry_check(b"key00042", new)
+
+    def put(value, check):
+        entry = bytes(kvstore.LOCK_LEN) + b"key00042" + value + bytes(4) + check.to_bytes(8, "little")
+        assert cm.lib.bpf_map_update_elem(cm.fd, b"key00042", entry, kvstore.BPF_F_LOCK) == 0
+    frame = get_frame(lab, "key00042")
+    for torn in (old[:16] + new[16:], new[:16] + old[16:]):      # half of one value, half the other
+        for check in (kvstore.entry_check(b"key00042", old), kvstore.entry_check(b"key00042", new)):
+            before = stats(kvcache)
+            put(torn, check)
+            assert kvcache.test_run(frame).verdict == "XDP_PASS", (torn, check)
+            assert stats(kvcache).misses == before.misses + 1
+    put(new, kvstore.entry_check(b"key00042", new))             # a whole entry is answered
+    res = kvcache.test_run(frame)
+    assert res.verdict == "XDP_TX" and res.packet[UDP].load == b"VALUE key00042 " + new
+    assert cm.fill(b"key00042", old) and kvcache.test_run(frame).packet[UDP].load == b"VALUE key00042 " + old
+
+
 def test_only_well_formed_gets_are_answered(lab, kvcache):
     kvcache.maps["cache"].clear()
     kvstore.CacheMap(kvcache.maps["cache"].pin()).fill(b"key00042", kvstore.value("x").encode())
@@ -142,7 +169,9 @@ def test_only_well_formed_gets_are_answered(lab, kvcache):
              Ether() / IP(dst=lab.server.ip) / UDP(dport=kvstore.PORT) / b"GET key00042\n",
              Ether() / IP(dst=lab.server.ip) / UDP(dport=kvstore.PORT + 1) / b"GET key00042",
              Ether(dst="ff:ff:ff:ff:ff:ff") / IP(dst=lab.server.ip) / UDP(dport=kvstore.PORT)
-             / b"GET key00042"]
+             / b"GET key00042",
+             # a hit in a VLAN: the reply is built at untagged offsets, so the server answers it
+             Ether(src=lab.client.mac, dst=lab.server.mac) / Dot1Q(vlan=10) / good[IP]]
     for frame in other:
         res = kvcache.test_run(frame)
         assert res.verdict == "XDP_PASS" and not res.diff, frame.summary()
@@ -260,3 +289,28 @@ def test_plot_draws_both_panels():
     lat, thr = fig.axes
     assert len(lat.lines) == 2 and len(thr.patches) == 2
     assert "16 requests in flight" in thr.get_title()
+
+
+# -- lesson 09 under "Run All", and its proofs re-run after the learner has played ----------------
+LESSON09 = Path(__file__).resolve().parent.parent / "notebooks" / "09-stack-acceleration.ipynb"
+
+PLAYED = """
+client.set("key00042", kvstore.value("played"))     # what "Watch it" invites: a SET and some GETs
+assert client.get("key00042") == kvstore.value("played")
+client.get("key00007")
+client.get("nokey009")
+"""
+
+
+def test_lesson09_proofs_pass_again_after_the_learner_played():
+    """Lesson 09 top to bottom (no cell closes its lab), then a SET and GETs as "Watch it" invites,
+    then every cell of "Prove it" again: each passes, because each proves its own requests (the
+    reply XDP builds is compared with the value the server holds now)."""
+    from notebook_session import NotebookSession
+
+    with NotebookSession(LESSON09, timeout=120) as nb:
+        proofs = nb.section("## Prove it", "## Try this")
+        assert len(proofs) >= 8
+        nb.run(PLAYED)
+        for i in proofs:
+            nb.again(i)                             # passes again

@@ -16,7 +16,8 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 import xdplab
-from xdplab import kernel, kernelprobe, perf, traffic
+from xdplab import kernelprobe, perf, traffic
+from xdplab.kernel import bpf as kernel
 from test_notebooks import KERNEL, assert_nothing_left, lab_namespaces
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +28,8 @@ CELL_TIMEOUT = 300          # the batch sweep makes ~60,000 system calls per rou
 BEFORE_5_18 = '''
 # (underscored names: the lesson's own `kernel` is xdplab.probe())
 import dataclasses as _dc, errno as _errno
-from xdplab import kernel as _xk, kernelprobe as _kp, traffic as _traffic
+from xdplab import kernelprobe as _kp, traffic as _traffic
+from xdplab.kernel import bpf as _xk
 _real_prog_test_run = _xk.prog_test_run
 refused = []                    # (frame length, repeat) of every live-frames run the kernel refused
 

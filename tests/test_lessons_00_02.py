@@ -3,6 +3,7 @@ colours), xdplab.cpus.run_on_all_cpus (one program on every CPU at once), and th
 for the lessons (xdp_abort.c, lesson02_array.c, lesson02_sources.c), run in the kernel."""
 import ipaddress
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,38 @@ def test_lesson02_sources_counts_ipv4_sources_only(pair):
     counted = prog.maps["by_source"].snapshot()
     assert counted == {ipaddress.ip_address("10.11.0.1"): (2, 2 * len(frames[0])),
                        ipaddress.ip_address("192.0.2.7"): (1, len(frames[2]))}
+
+
+# -- lesson 02 under "Run All", and its proofs re-run after more traffic ----------------------------
+LESSON02 = Path(__file__).resolve().parent.parent / "notebooks" / "02-maps.ipynb"
+
+MORE_TRAFFIC = """
+from xdplab.panels import TrafficPanel
+panel = TrafficPanel(lab, program=sources)            # what a learner's panel sends: a → server
+assert panel.source.value == "a" and panel.destination.value == "server"
+panel.send()
+more = b.stream(packet, seconds=1, rate=500)          # "start another stream to see it move"
+c.send(packet, count=20)
+more.wait()
+now = {ip: rec.packets for ip, rec in by_source.snapshot().items()}
+assert now != {ip: rec.packets for ip, rec in inside.items()}, "the extra traffic changed nothing"
+"""
+
+
+def test_lesson02_proofs_pass_again_after_a_panel_and_a_stream():
+    """Lesson 02 run top to bottom (no cell closes its lab), then a TrafficPanel's send and another
+    stream, then every cell of "Prove it" run again: each still passes, because each compares what
+    was kept from its own traffic, not what the map holds now."""
+    from notebook_session import NotebookSession, text
+
+    with NotebookSession(LESSON02, timeout=120) as nb:
+        proofs = nb.section("## Prove it", "## Try this")
+        assert len(proofs) == 5 and all("assert" in nb.cells[i].source for i in proofs)
+        shown = text(nb.cells[proofs[3]])
+        assert re.search(r"b sent \d+\.\d( k)? packets/s while rates\(\) measured", shown), shown
+        dump = "".join(text(c) for c in nb.cells if "bpftool\", \"map\", \"dump\"" in c.source
+                       and "-j" not in c.source)
+        assert len(dump.splitlines()) == 17 and "more lines: print(dump) shows all" in dump, dump
+        nb.run(MORE_TRAFFIC)
+        for i in proofs:
+            nb.again(i)                             # passes again

@@ -3,6 +3,7 @@
 xdp_filter.c, counts by packet), lesson04_port_rewrite.c (checksums as scapy computes them, real
 datagrams delivered), xdplab.listener.UdpListener and xdplab.counters; and the veth rule as
 lesson 04 shows it (XDP_TX into a veth without a program: dropped, counted at the peer)."""
+import ipaddress
 import random
 
 import pytest
@@ -13,7 +14,7 @@ from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 
 
 import xdplab
-from xdplab.counters import Counts, link_stats, snmp
+from xdplab.counters import Counts, driver_stats, link_stats, snmp
 from xdplab.listener import UdpListener
 
 IP_C, IP_S = "10.11.0.1", "10.11.0.2"
@@ -50,6 +51,14 @@ def test_ethertypes_counts_the_first_ethertype(lab):
 
 # --- lesson03_filter_stats.c -------------------------------------------------------------------
 
+def ext_chain(n):
+    """n IPv6 extension headers: hop-by-hop, then destination options."""
+    chain = IPv6ExtHdrHopByHop()
+    for _ in range(n - 1):
+        chain = chain / IPv6ExtHdrDestOpt()
+    return chain
+
+
 FRAMES = {
     "udp 53": Ether() / v4() / UDP(dport=53),
     "udp 80": Ether() / v4() / UDP(dport=80),
@@ -73,7 +82,15 @@ FRAMES = {
     "arp": Ether() / ARP(),
     "truncated ip": bytes(Ether() / v4() / UDP(dport=53))[:30],
     "truncated udp": bytes(Ether() / v4() / UDP(dport=53))[:38],
+    "ports cut": bytes(Ether() / v4() / UDP(dport=53))[:36],
     "ip ihl 4": bytes(Ether() / v4(ihl=4) / UDP(dport=53)),
+    "first ipv4 fragment, 8 bytes of tcp 53": Ether() / v4(flags="MF", proto=6) / bytes(TCP(dport=53))[:8],
+    "first ipv4 fragment, 2 bytes of tcp": Ether() / v4(flags="MF", proto=6) / bytes(TCP(dport=80))[:2],
+    "first ipv6 fragment, 2 bytes of udp": Ether() / v6() / IPv6ExtHdrFragment(offset=0, m=1, nh=17) / b"\x9c\x40",
+    "three priority tags udp 80": Ether() / Dot1AD(vlan=0) / Dot1Q(vlan=0) / Dot1Q(vlan=0) / v4() / UDP(dport=80),
+    "ipv6 seven ext headers udp 80": Ether() / v6() / ext_chain(7) / UDP(dport=80),
+    "icmp fragmentation needed": Ether() / v4() / ICMP(type=3, code=4) / v4(src=IP_S, dst=IP_C) / UDP(),
+    "icmp time exceeded": Ether() / v4() / ICMP(type=11) / v4(src=IP_S, dst=IP_C) / UDP(),
 }
 BUILDS = [(), ("-DDROP_ICMP=0",), ("-DDROP_PORT=80",)]
 
@@ -91,15 +108,20 @@ def test_filter_stats_decides_exactly_as_xdp_filter(load, cflags):
 def test_filter_stats_counts_each_decision_by_packet(lab):
     stats = lab.load("lesson03_filter_stats.c")         # a fresh map
     for name in ("udp 53", "udp 53", "tcp 80", "ping", "ipv6 udp 53", "802.1Q udp 53", "arp",
-                 "truncated ip"):
+                 "truncated ip", "icmp fragmentation needed", "first ipv4 fragment, 2 bytes of tcp",
+                 "three priority tags udp 80", "ipv6 seven ext headers udp 80"):
         stats.test_run(FRAMES[name])
     assert stats.maps["decisions"].snapshot() == {
         ("XDP_DROP", 4, "UDP", 53): 3,          # two untagged, one behind an 802.1Q tag
         ("XDP_PASS", 4, "TCP", 80): 1,
-        ("XDP_DROP", 4, "ICMP", 0): 1,
+        ("XDP_DROP", 4, "ICMP", 0): 1,          # the echo request
+        ("XDP_PASS", 4, "ICMP", 0): 1,          # fragmentation needed
         ("XDP_DROP", 6, "UDP", 53): 1,
         ("XDP_PASS", 0, 0, 0): 1,               # ARP: not IP
         ("XDP_PASS", 4, 0, 0): 1,               # truncated IPv4 header: protocol unknown
+        ("XDP_DROP", 4, "TCP", 0): 1,           # no room for the ports: port unknown
+        ("XDP_DROP", 0, 0, 0): 1,               # a third VLAN tag: not looked behind
+        ("XDP_DROP", 6, 0, 0): 1,               # a seventh extension header: protocol unknown
     }
 
 
@@ -200,12 +222,19 @@ def test_port_rewrite_without_checksum_update_is_dropped_by_the_receiver(pair):
 
 def test_xdp_tx_into_a_veth_without_program_is_dropped_and_counted_at_the_peer(pair):
     echo = pair.load("xdp_icmp_echo.c")
+    addrs = echo.maps["host_addrs"].table          # the addresses it answers for, as lesson 04 writes them
+    addrs[0] = addrs.Leaf.from_buffer_copy(ipaddress.ip_address(pair.server.ip).packed
+                                           + ipaddress.ip_address(pair.server.ip6).packed)
     echo.attach(pair.server, fix_veth=False)
     assert pair.client.iface().xdp().mode is None
     before = link_stats(pair.client.iface())["rx_dropped"]
+    driver = driver_stats(pair.server.iface())
     lost = pair.client.ping(pair.server, count=3, interval=0.05, timeout=0.3)
     assert lost.received == 0
     assert link_stats(pair.client.iface())["rx_dropped"] - before == 3
+    # the server's veth ran the program on each request (its driver counters, ethtool -S)
+    assert driver_stats(pair.server.iface())["rx_queue_0_xdp_packets"] - \
+        driver["rx_queue_0_xdp_packets"] == 3
     assert echo.maps["echo_replies"].snapshot()[0] == 3
     att = echo.attach(pair.server)
     assert att.notes and pair.client.iface().xdp().mode == "native"
@@ -243,3 +272,65 @@ def test_counters_read_the_hosts_own_stack(pair):
     assert isinstance(moved, Counts)
     with pytest.raises(xdplab.LabError, match="lab interface"):
         link_stats("eth0")
+
+
+# --- the lessons under "Run All", then in use --------------------------------------------------
+# Each lesson runs top to bottom as Run All runs it (no cell closes the lab), then the test plays
+# with the panels the lesson shows, and runs the proof cells again: they must still pass, since
+# each proves what its own traffic did, whatever the panel added to the same maps.
+
+def run_and_continue(name, extra):
+    """Run notebooks/<name> top to bottom on the xdplab kernel, then each step of `extra`: a cell
+    id of the notebook (run again) or source for a new cell. Returns the outputs' text."""
+    from notebook_session import NotebookSession
+    from test_notebooks import ROOT
+
+    with NotebookSession(ROOT / "notebooks" / name) as nb:
+        ids = {c.get("id") for c in nb.cells}
+        return [nb.again(step) if step in ids else nb.run(step) for step in extra]
+
+
+def test_lesson_03_proofs_pass_again_after_the_panel_and_the_explorer():
+    texts = run_and_continue("03-parsing.ipynb", [
+        # the panel sends what the proof counts too: UDP to 53 and 80 from the client, and pings
+        """panel = xdplab.TrafficPanel(lab, stats)
+panel.count.value = 40
+sent = [panel.send()]
+panel.port.value = 80
+sent.append(panel.send())
+panel.protocol.value = "ICMP"
+sent.append(panel.send())
+total = stats.maps["decisions"].snapshot()
+assert total[("XDP_DROP", 4, "UDP", 53)] == N + 40 and total[("XDP_PASS", 4, "UDP", 80)] == M + 40, total
+print("panel", [s.report.sent for s in sent])""",
+        "dc962ce2",                                   # the wire proof, run again: it still passes
+        "3b204b48", "dc962ce2",                       # the mix sent again, and its proof
+        # the verdict explorer, still there after Run All
+        """ex = VerdictExplorer(drop_dns)
+verdicts = {}
+for preset in ("UDP 53", "VLAN-tagged UDP", "truncated", "ICMP echo"):
+    ex.apply(preset)
+    verdicts[preset] = ex.run().verdict
+print(verdicts)""",
+    ])
+    assert "panel [40, 40, 40]" in texts[0], texts[0]
+    assert texts[1].startswith("dropped 30 of 30 to port 53") and texts[3].startswith("dropped 30"), texts
+    assert "'UDP 53': 'XDP_DROP'" in texts[4] and "'VLAN-tagged UDP': 'XDP_DROP'" in texts[4], texts[4]
+    assert "'truncated': 'XDP_PASS'" in texts[4] and "'ICMP echo': 'XDP_DROP'" in texts[4], texts[4]
+
+
+def test_lesson_04_proofs_pass_again_after_the_panel():
+    texts = run_and_continue("04-rewriting-and-tx.ipynb", [
+        # the panel pings the responder (echo_replies grows) and sends UDP to the listener's port
+        """replies = echo.maps["echo_replies"].snapshot()
+sent = [panel.send()]
+panel.protocol.value, panel.port.value = "UDP", 5353
+sent.append(panel.send())
+grew = echo.maps["echo_replies"].snapshot()[0] - replies[0]
+assert grew == sent[0].report.sent == 50, (grew, sent)
+print("panel", grew, len(sink.receive(timeout=0.3)))""",
+        "94f0d315", "6685df6c", "e4d36388", "231111f3", "b346e887", "7e2d4b06",   # every proof
+    ])
+    assert texts[0].startswith("panel 50 50"), texts[0]
+    assert "checksums valid" in texts[3] and "recomputed by scapy from 10 captured" in texts[3], texts[3]
+    assert "IPv4 and 5/5 IPv6 pings answered by XDP" in texts[4], texts[4]

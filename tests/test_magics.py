@@ -68,9 +68,43 @@ def test_errors_are_short_and_leave_the_old_program(shell, pair, capsys):
     bad = cell(shell, "server", "int xdp_pass(struct xdp_md *ctx) { return XDP_PASS }")
     shown = capsys.readouterr()
     assert isinstance(bad.error_in_exec, xdplab.CompileError) and bad.error_in_exec.line == 1
+    assert bad.error_in_exec.cell_line == 2 and "cell line 2" in shown.out
     assert "Traceback" not in shown.out + shown.err
     assert pair.server.iface().xdp().prog_id == good.result.prog_id        # still attached
     wrong = cell(shell, "--mode fast server", "int x;")
     assert isinstance(wrong.error_in_exec, xdplab.LabError)
     nobody = cell(shell, "nobody", "int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }")
     assert isinstance(nobody.error_in_exec, xdplab.LabError)
+
+
+def test_error_lines_are_the_cells_lines(shell, pair, capsys):
+    # the cell's first line is "%%xdp ...": C line N is cell line N + 1, and the error says so
+    shell.user_ns["lab"] = pair
+    res = cell(shell, "server", "int xdp_pass(struct xdp_md *ctx) {\n"
+                                "    int verdict = XDP_PASS\n"
+                                "    return verdict;\n}\n")
+    shown = capsys.readouterr().out
+    err = res.error_in_exec
+    assert isinstance(err, xdplab.CompileError) and (err.line, err.cell_line) == (2, 3)
+    assert err.message.startswith("cell line 3: expected ';'"), err.message
+    assert "   3 |     int verdict = XDP_PASS" in shown and "cell line 3" in shown
+    assert not any(ln.startswith("   2 |") for ln in shown.splitlines())
+    # a verifier error: the headline, the excerpt and the log's source lines all count cell lines
+    res = cell(shell, "server", "BPF_HASH(seen, u32, u64);\n"
+                                "int xdp_count(struct xdp_md *ctx) {\n"
+                                "    u32 key = ctx->ingress_ifindex;\n"
+                                "    u64 *n = seen.lookup(&key);\n"
+                                "    *n += 1;\n"
+                                "    return XDP_PASS;\n}\n")
+    shown = capsys.readouterr().out
+    err = res.error_in_exec
+    assert isinstance(err, xdplab.VerifierError) and (err.line, err.cell_line) == (5, 6)
+    assert "rejected xdp_count at cell line 6:" in err.message
+    assert "   6 |     *n += 1;" in shown
+    assert "@ cell line 6" in err.details and "@ line" not in err.details.replace("@ cell line", "")
+    # the same source through lab.load (no cell) keeps the C's own numbers
+    with pytest.raises(xdplab.VerifierError) as plain:
+        pair.load("BPF_HASH(seen, u32, u64);\nint xdp_count(struct xdp_md *ctx) {\n"
+                  "    u32 key = ctx->ingress_ifindex;\n    u64 *n = seen.lookup(&key);\n"
+                  "    *n += 1;\n    return XDP_PASS;\n}\n")
+    assert "at line 5:" in plain.value.message and "   5 |     *n += 1;" in plain.value.text()

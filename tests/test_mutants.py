@@ -51,7 +51,7 @@ def test_a_wrong_program_s_report_teaches_without_giving_the_answer(tmp_path):
     """What a learner who reads ports from later fragments sees: the hidden cases it fails named
     by kind of packet only, the seed to repeat them, and the first hint; the visible ones pass."""
     from xdplab.progress import Progress
-    lab = checks.find_lab("01")
+    lab = checks.find_lab("03a")
     wrong = (lab / "wrong" / "later-fragment-ports.c").read_text()
     report = checks.grade(lab, wrong, Progress(tmp_path / "p.json"), seed=1)
     text = report.text()
@@ -62,6 +62,6 @@ def test_a_wrong_program_s_report_teaches_without_giving_the_answer(tmp_path):
             "header). Work out what the task asks for such a packet") in text
     assert "00 35 00 35" not in text and "it should be passed" not in text, "no answer given away"
     assert "00 35 00 35" in report.text(reveal=True)
-    assert "`xdplab check 01 --seed 1` (or check(seed=1))" in text
+    assert "`xdplab check 03a --seed 1` (or check(seed=1))" in text
     assert f"Hint 1 of 3: {checks.load_spec(lab).HINTS[0]}" in text
     assert "✓ UDP to port 53 from 10.11.0.1 was dropped" in text

@@ -44,6 +44,29 @@ def test_stored_clean(path):
         f"{path.name} must use the kernel {KERNEL!r} (Kernel > Change Kernel > Python (xdplab))"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_run_all_leaves_the_lab_open(path):
+    """No cell closes the lab: under "Run All" a closing cell stopped the "Watch it" streams a
+    second in and took away the panels the text invites you to use. The notebook ends saying how
+    to close it (the kernel's exit removes it too: proven below)."""
+    nb = nbformat.read(path, as_version=4)
+    closing = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+               and re.search(r"^\s*\w*lab\w*\.close\(\)", c.source, re.M)]
+    assert not closing, f"cells {closing} of {path.name} close the lab under Run All"
+    assert "**When you are done:** `lab.close()` removes the lab now" in nb.cells[-1].source, \
+        f"{path.name} does not end with the 'When you are done' line"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_first_cell_loads_the_extension(path):
+    """`%load_ext xdplab` comes first: from then on a mistake a learner makes (a file name mistyped
+    in show(), C that does not compile) is explained in a few lines, not a traceback."""
+    code = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    assert code and code[0].split("\n")[0].strip() == "%load_ext xdplab", \
+        f"the first code cell of {path.name} does not start with %load_ext xdplab"
+    assert sum("%load_ext xdplab" in c for c in code) == 1, f"{path.name} loads it twice"
+
+
 def lab_namespaces(exclude_pid):
     """{namespace: owner pid or None} of every lab namespace, leaving out those whose lab belongs
     to another live process (a concurrent test run, a learner's notebook)."""

@@ -53,6 +53,20 @@ def test_the_ladder_program_is_a_firewall(lab, prog):
     assert prog.test_run(arp, fn="rung_parse").verdict == "XDP_PASS"
 
 
+def test_calls_lists_what_the_verified_program_calls(lab, prog):
+    """perf.calls() reads the instructions the verifier left (bpftool prog dump xlated): a plain
+    array's lookup is inlined (since 4.12: no call), a hash map's is a call, and so is an update.
+    The per-CPU array's lookup is a call on older kernels, inlined on recent ones: no assert."""
+    found = {fn: perf.calls(prog, fn) for fn in LADDER}
+    assert found["rung_pass"] == found["rung_drop"] == found["rung_parse"] == [], found
+    assert not [c for c in found["rung_atomic"] if "lookup" in c], found
+    assert [c for c in found["rung_hash"] if "htab_map_lookup" in c], found
+    assert "htab_map_update_elem" in found["rung_update"], found
+    assert set(found["rung_percpu"]) <= {"percpu_array_map_lookup_elem"}, found
+    lookups = [c for c in perf.calls(lab.load("lesson02_sources.c")) if "lookup" in c]
+    assert lookups, "a per-CPU hash lookup is always a call"
+
+
 def test_ladder_runs_every_function_and_its_maps_count_every_run(lab, prog):
     costs = perf.ladder(prog, frame(lab), repeat=20_000, rounds=2)
     assert list(costs.ns) == LADDER

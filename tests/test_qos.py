@@ -122,6 +122,66 @@ def test_policer_passes_a_burst_then_drops_then_refills(policer_lab):
     assert counts(prog, "10.0.0.9").passed == 1
 
 
+def fill_with_strangers(prog, n):
+    """One frame from each of n made-up sources in 198.18.0.0/15, through the program."""
+    first = ipaddress.ip_address("198.18.0.0")
+    for i in range(n):
+        prog.test_run(frame(str(first + i), size=64))
+
+
+def test_a_new_source_is_policed_after_made_up_sources_filled_the_table(policer_lab):
+    """More made-up sources than `buckets` holds: the LRU hash evicts the least recently seen, so a
+    source that comes after them gets a bucket and is policed (a plain hash had no room: it passed)."""
+    lab, prog = policer_lab
+    prog.maps["buckets"].clear()
+    prog.maps["stats"].clear()
+    qos.set_policy(prog, "100kbit", burst="8000")
+    fill_with_strangers(prog, 3 * 1024)
+    table = prog.maps["buckets"].snapshot()
+    assert 0 < len(table) <= 1024, len(table)
+    # (which strangers stay is the kernel's LRU's choice: it is approximate, with lists per CPU)
+    before = prog.maps["stats"].snapshot()
+    assert prog.test_run(frame("10.0.0.7"), repeat=19).verdict == "XDP_PASS"   # 20 runs
+    assert qos.verdicts(prog, "10.0.0.7", since=before) == (8, 8000, 12, 12000)
+    assert ipaddress.ip_address("10.0.0.7") in prog.maps["buckets"].snapshot()
+
+
+def test_a_plain_hash_fails_open_once_strangers_fill_it(policer_lab):
+    """The test above fails on the program as it was: with a plain hash, a source that comes after
+    the table is full finds no room and every frame of it passes."""
+    lab, _ = policer_lab
+    source = xdplab.show("lesson08_policer.c").text
+    lru = 'BPF_TABLE("lru_hash", __be32, struct bucket, buckets, 1024);'
+    assert lru in source
+    plain = lab.load(source.replace(lru, "BPF_HASH(buckets, __be32, struct bucket, 1024);"))
+    qos.set_policy(plain, "100kbit", burst="8000")
+    fill_with_strangers(plain, 3 * 1024)
+    assert len(plain.maps["buckets"].snapshot()) == 1024
+    plain.test_run(frame("10.0.0.7"), repeat=19)                               # 20 runs
+    assert qos.verdicts(plain, "10.0.0.7") == (20, 20000, 0, 0)
+
+
+def test_verdicts_since_a_snapshot_count_only_what_came_after(policer_lab):
+    lab, prog = policer_lab
+    prog.maps["stats"].clear()
+    qos.set_policy(prog, None)
+    prog.test_run(frame("10.0.0.8"), repeat=2)                 # 3 runs
+    before = prog.maps["stats"].snapshot()
+    prog.test_run(frame("10.0.0.8"))
+    prog.test_run(frame("10.0.0.8"))
+    assert qos.verdicts(prog, "10.0.0.8") == (5, 5000, 0, 0)
+    assert qos.verdicts(prog, "10.0.0.8", since=before) == (2, 2000, 0, 0)
+    assert qos.verdicts(prog, "10.0.0.8", since={}) == (5, 5000, 0, 0)
+    with pytest.raises(xdplab.LabError) as e:
+        qos.verdicts(prog, "10.0.0.99")
+    assert "counted nothing" in e.value.message
+    prog.maps["stats"].clear()
+    prog.test_run(frame("10.0.0.8"))
+    with pytest.raises(xdplab.LabError) as e:             # the entry was made again since `before`
+        qos.verdicts(prog, "10.0.0.8", since=before)
+    assert "new snapshot" in e.value.hint
+
+
 def test_policer_off_and_non_ipv4(policer_lab):
     lab, prog = policer_lab
     prog.maps["stats"].clear()
@@ -243,3 +303,23 @@ def test_loadtest_errors_are_explained(line):
     assert "router.iface(server)" in e.value.hint
     with pytest.raises(xdplab.LabError):
         qos.LoadTest(r, s, r.iface(s), floods=[(line["a"], IP(dst=s.ip) / UDP(), "fast")])
+
+
+def test_link_full_tells_a_kept_full_link_from_a_flood_sent_in_bursts():
+    """Lesson 08's timing proofs need a link kept full; a machine that sends the flood in bursts
+    (too busy, or emulated) is told apart and named, from what the test measured."""
+    def measured(queue, offered):
+        t = qos.LoadTest.__new__(qos.LoadTest)
+        t.floods, t.seconds, t.link_rate, t.offered = [object()], 4.0, 1_250_000, offered
+        t.queue = queue
+        return t.link_full()
+    steady = [(0.1 * i, 0 if i < 2 else 140_000) for i in range(41)]
+    ok, why = measured(steady, 3_100_000)
+    assert ok and why.startswith("the link was kept full: the floods sent 24.8 Mbit/s (2.5 ×"), why
+    bursts = [(0.1 * i, 140_000 if i % 3 else 0) for i in range(41)]
+    ok, why = measured(bursts, 2_000_000)
+    assert not ok and "queue held frames in 67%" in why and "too busy or too slow" in why, why
+    ok, why = measured(steady, 1_300_000)           # a queue, but hardly more than the link takes
+    assert not ok and "1.0 × the link's rate" in why, why
+    assert qos.LoadTest.__new__(qos.LoadTest).__class__.link_full(
+        type("T", (), {"floods": []})()) == (False, "nobody flooded")

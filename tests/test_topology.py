@@ -44,6 +44,73 @@ def test_three_hosts_route_through_router():
     assert not {c.ns, r.ns, s.ns} & set(ns_list())
 
 
+@pytest.mark.parametrize("names", [("client", "server"), ("client", "router", "server"),
+                                   ("a", "r1", "r2", "b")], ids=["2", "3", "4"])
+def test_chain_links_hosts_in_a_line_and_the_middle_ones_forward(names):
+    from xdplab.kernel.counters import snmp
+    with xdplab.Lab.chain(*names) as lab:
+        hosts = [lab[n] for n in names]
+        assert list(lab.hosts) == list(names) and len(lab.links) == len(names) - 1
+        for k, (a, b) in enumerate(zip(hosts, hosts[1:])):     # link k joins the k-th neighbours
+            assert lab.links[k].a.host is a and lab.links[k].b.host is b
+            assert a.iface(b).ip == f"10.11.{k}.1" and b.iface(a).ip == f"10.11.{k}.2"
+        first, last, middle = hosts[0], hosts[-1], hosts[1:-1]
+        assert [len(h.interfaces) for h in hosts] == [1] + [2] * len(middle) + [1]
+        before = {h.name: snmp(h) for h in hosts}
+        assert first.ping(last, count=4, interval=0.05).received == 4
+        seen = {h.name: snmp(h) - before[h.name] for h in hosts}
+        assert seen[first.name]["IcmpOutEchos"] == seen[first.name]["IcmpInEchoReps"] == 4, seen
+        assert seen[last.name]["IcmpInEchos"] == seen[last.name]["IcmpOutEchoReps"] == 4, seen
+        for h in middle:                       # 4 requests one way, 4 replies the other
+            assert seen[h.name]["IpForwDatagrams"] == 8, (h, seen[h.name])
+            assert "IcmpInEchos" not in seen[h.name], "a router forwards, it does not answer"
+            assert h.run("sysctl -n net.ipv4.ip_forward").stdout.strip() == "1"
+        for h in (first, last):
+            assert "IpForwDatagrams" not in seen[h.name]
+        assert last.ping(first, count=2, interval=0.05, ipv6=True).received == 2
+        made = [h.ns for h in hosts]
+        assert set(made) <= set(ns_list())
+    assert not set(made) & set(ns_list())
+    assert not (reaper.STATE_DIR / f"{lab.id}.json").exists()
+
+
+def test_pair_is_a_chain_of_client_and_server():
+    with xdplab.Lab.pair(name="tpair", rate="5mbit") as lab:
+        assert lab.id == "tpair" and list(lab.hosts) == ["client", "server"]
+        assert len(lab.links) == 1 and lab.links[0].rate == "5mbit"
+        assert lab.links[0].a.host is lab.client and lab.links[0].b.host is lab.server
+    with xdplab.Lab.chain("x", "y", rate="5mbit") as lab:
+        assert "tbf" in lab.x.run("tc qdisc show dev eth0").stdout
+
+
+@pytest.mark.parametrize("names, message, hint", [
+    ((), "at least two hosts .got 0", 'Lab.chain("client", "router", "server")'),
+    (("client",), "at least two hosts .got 1", "in the order they are linked"),
+    ((["client", "server"],), "one by one, not a list", "Lab.chain(*names)"),
+    (("client", "Router", "server"), "host name 'Router' is not valid", "lowercase letters"),
+    (("client", 7), "host name 7 is not valid", "lowercase letters"),
+    (("client", "router", "client"), "'client' appears twice", "its own name"),
+])
+def test_chain_names_are_checked_before_anything_is_made(names, message, hint):
+    before = set(ns_list())
+    labs = set(reaper.STATE_DIR.glob("*.json")) if reaper.STATE_DIR.is_dir() else set()
+    with pytest.raises(LabError, match=message) as err:
+        xdplab.Lab.chain(*names)
+    assert hint in err.value.hint, err.value.hint
+    assert set(ns_list()) == before
+    assert (set(reaper.STATE_DIR.glob("*.json")) if reaper.STATE_DIR.is_dir() else set()) == labs
+
+
+def test_a_chain_that_fails_halfway_removes_what_it_made():
+    with xdplab.Lab("tbusy"):
+        before = set(ns_list())
+        with pytest.raises(LabError, match="already running"):
+            xdplab.Lab.chain("a", "b", name="tbusy")
+        with pytest.raises(LabError, match="rate|tc|failed"):
+            xdplab.Lab.chain("a", "b", "c", rate="fast")
+        assert set(ns_list()) == before
+
+
 def test_rate_limited_link_uses_tbf():
     with xdplab.Lab() as lab:
         fast, slow = lab.host("a"), lab.host("b")
@@ -202,3 +269,28 @@ def test_anything_entering_a_new_lab_namespace_first_waits_for_quiet():
         assert lab._unsettled is None and first > 0
         time.sleep(0.5)
         assert tx() == first
+
+
+def test_the_public_api_is_typed_and_every_hint_resolves():
+    """xdplab ships py.typed: each public signature carries hints naming real classes."""
+    import typing
+    from pathlib import Path as P
+    from xdplab.lab import listener, topology, traffic
+    from xdplab.program import program, testrun
+    assert (P(xdplab.__file__).parent / "py.typed").is_file()
+    names = {**vars(topology), **vars(traffic), **vars(program), **vars(testrun), **vars(listener)}
+    public = [topology.Lab.chain, topology.Lab.pair, topology.Lab.link, topology.Lab.host,
+              topology.Lab.load, topology.Host.ping, topology.Host.run, topology.Host.send,
+              topology.Host.stream, topology.Host.iface, topology.Interface.xdp,
+              program.Program.attach, program.Program.detach, program.Program.fd,
+              program.Program.test_run, traffic.send, traffic.Stream.__init__,
+              listener.UdpListener.receive, testrun.run]
+    for f in public:
+        hints = typing.get_type_hints(f, globalns=names)
+        assert hints, f"{f.__qualname__} has no type hints"
+    assert typing.get_type_hints(topology.Host.ping, globalns=names)["return"] is topology.PingResult
+    assert typing.get_type_hints(program.Program.test_run, globalns=names)["return"] \
+        is testrun.TestRunResult
+    for cls in (topology.Interface, topology.Link, topology.PingResult, program.Attachment,
+                traffic.SendReport):
+        assert typing.get_type_hints(cls, globalns=names), cls

@@ -1,6 +1,7 @@
 """Live widgets: MapView, RatesChart and their refresh engine on real programs, real maps and real
 packets. Every test ends with no refresher thread alive. No assertion depends on speed: waits
 have generous timeouts and only guard against hanging."""
+import re
 import threading
 from ipaddress import IPv4Address
 
@@ -10,7 +11,7 @@ from IPython.core.formatters import DisplayFormatter
 from scapy.all import IP, UDP
 
 import xdplab
-from xdplab import LabError, widgets
+from xdplab import LabError, views, widgets
 
 FRAME = 14 + 20 + 8 + 18                  # Ether + IPv4 + UDP + 18 bytes of payload
 PKT = None
@@ -339,7 +340,7 @@ def test_a_map_ending_a_cell_displays_as_its_live_view(counted, monkeypatch):
     assert widgets.WIDGET_MIME not in data and "<b>counters</b>" in data["text/html"]
     assert widgets.active() == []
 
-    monkeypatch.setattr(widgets, "_in_kernel", lambda: True)
+    monkeypatch.setattr(views, "in_kernel", lambda: True)
     data, _ = DisplayFormatter().format(m)
     model = data[widgets.WIDGET_MIME]["model_id"]
     assert "text/html" in data and data["text/plain"].startswith("<Map counters")
@@ -378,3 +379,113 @@ def test_options_are_checked(counted):
     only = m.widget(keys=["XDP_PASS"])
     assert [r.key for r in only.rows] == ["XDP_PASS"] and "chosen keys" in only.html
     only.close()
+
+
+# -- how the widgets look: numbers for people, round ticks, nothing stale, theme colours ----------
+def test_rates_are_formatted_for_people():
+    f = widgets.fmt_rate
+    assert [f(x) for x in (None, 0, 0.25, 3.5, 498.2595629043027, 999.94)] == \
+        ["—", "0", "0.25", "3.5", "498.3", "999.9"]
+    assert [f(x) for x in (999.96, 1234.5, 12_345.6, 999_949, 1_250_000, 2e9, 3e15)] == \
+        ["1.0 k", "1.2 k", "12.3 k", "999.9 k", "1.2 M", "2.0 G", "3000.0 T"]
+    assert widgets.fmt_per_second(498.2595629043027) == "498.3/s"
+    assert widgets.fmt_per_second(1234.5, "packets") == "1.2 k packets/s"
+    assert widgets.fmt_per_second(None) == "—"
+    assert widgets.fmt_value(498.2595629043027) == "498.3"           # floats in tables too
+    # axis labels: at most 3 significant digits, no trailing zeros, a real minus sign
+    assert [widgets._axis(v) for v in (0, 0.25, 625, 1250, 2500, 1e6, 1.25e6, -500)] == \
+        ["0", "0.25", "625", "1.25 k", "2.5 k", "1 M", "1.25 M", "−500"]
+
+
+@pytest.mark.parametrize("window", [0.5, 1, 4, 7, 10, 25, 30, 45, 60, 100, 600, 3600])
+def test_chart_time_ticks_are_round(window):
+    ticks = widgets.time_ticks(window)
+    assert ticks[0] == 0 and 3 <= len(ticks) <= 7 and ticks[-1] <= window
+    step = ticks[1]
+    assert step in widgets.TIME_STEPS, f"window {window}: a step of {step} s is not round"
+    assert all(abs(b - a - step) < 1e-6 for a, b in zip(ticks, ticks[1:]))
+    svg = widgets.line_chart({"x": [(100 - window, 1.0), (100, 2.0)]}, window, 100)
+    labels = re.findall(r'text-anchor="\w+">([^<]*)</text>', svg)
+    seconds = [t for t in labels if t.endswith((" s", " min"))]
+    assert "now" in labels and len(seconds) == len(ticks) - 1, labels
+    for label in seconds:       # "−5 s", "−2.5 s", "−10 min": never "-4.16667 s"
+        assert re.fullmatch(r"−\d+(\.\d{1,2})? (s|min)", label), label
+
+
+def test_a_25_second_chart_says_minus_5_s_not_minus_4_16667():
+    svg = widgets.line_chart({"x": [(80, 1.0), (100, 498.2595629043027)]}, 25, 100)
+    assert "4.16667" not in svg and "−5 s" in svg and "−25 s" in svg
+    assert "498.259" not in svg
+
+
+def text_of(html):
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def rate_cells(view):
+    """The texts of the table's rate columns (td class "n r")."""
+    return re.findall(r'<td class="n r">([^<]*)</td>', view.html)
+
+
+def test_a_stopped_table_shows_no_stale_rate():
+    with xdplab.Lab.pair() as lab:
+        prog = lab.load(COUNT)
+        prog.attach(lab.server)
+        view = prog.maps["counters"].widget(interval=0.2)
+        chart = prog.maps["counters"].widget(chart=True, field="packets", interval=0.2)
+        with Traffic(lab):
+            for _ in range(50):
+                assert view.refresher.wait(1) and chart.refresher.wait(1)
+                r = row(view, "XDP_PASS")
+                if r.rate is not None and r.rate.packets > 0 and chart.last.get("XDP_PASS", 0) > 0:
+                    break
+            view.pause()                             # what they show now stays while we look
+            chart.pause()
+        live = [c for c in rate_cells(view) if c not in ("0", "—")]
+        assert live, rate_cells(view)                # a live table shows the rate it measured
+        assert widgets.fmt_per_second(chart.last["XDP_PASS"]) in text_of(chart.html)
+    # the lab closed: the refreshers stopped, and no rate reads as if it were live
+    for w in (view, chart):
+        assert w.refresher.stopped == f"stopped: lab {lab.id} closed" and not w.refresher.running
+    cells = rate_cells(view)
+    assert cells and set(cells) == {"—"}, cells
+    assert f"lab {lab.id} closed: the last values read, no live rates" in view.html
+    assert "<td class=\"n\">" in view.html                    # the counts stay shown
+    legend = text_of(chart.html)
+    assert "XDP_PASS" in legend and "/s" not in legend and "—" in legend, legend
+    assert ">stopped</text>" in chart.html and ">now</text>" not in chart.html
+    values = widgets.RatesChart({"depth": lambda: 12.5}, rates=False, interval=0.1)
+    values.refresher.stop()                      # a chart of values keeps its last, said so
+    assert "12.5 (last)" in text_of(values.html) and "stopped" in values.html
+    # a refresh that finishes after the stop cannot bring a stale picture back
+    stale = view.html
+    view._publish("<b>late refresh</b>")
+    assert view.html == stale
+
+
+def colours_outside_theme_variables(css):
+    """Hard-coded colours of `css` that are not the fallback of a --jp- variable (or the value of
+    a custom property of our own, itself a fallback), nor translucent (which reads on both)."""
+    found = []
+    for decl in re.split(r"[;{}]", css):
+        for colour in re.findall(r"#[0-9a-fA-F]{3,8}\b|rgba?\([^)]*\)", decl):
+            if "var(--jp-" in decl or decl.strip().startswith("--") or colour.startswith("rgba"):
+                continue
+            found.append(decl.strip())
+    return found
+
+
+def test_widget_css_takes_its_colours_from_the_jupyterlab_theme():
+    from xdplab.show import CSS as SHOW_CSS
+    for name, css in (("widgets", widgets.CSS), ("show", SHOW_CSS)):
+        assert "var(--jp-" in css, name
+        assert colours_outside_theme_variables(css) == [], name
+    assert "--jp-ui-font-color1" in widgets.CSS and "--jp-layout-color2" in widgets.CSS
+    assert "--jp-mirror-editor-keyword-color" in SHOW_CSS
+    assert colours_outside_theme_variables("".join(widgets.PALETTE) + "".join(
+        widgets.ACTION_COLOURS.values())) == []
+    # listings scroll sideways: JupyterLab's outputs wrap <pre> with break-all otherwise (in rules
+    # more specific than a class: the browser test, tests/test_browser_look.py, checks the page)
+    from xdplab.show import show
+    assert '<pre style="white-space:pre;word-break:normal;' in show("xdp_count.c")._repr_html_()
+    assert ".xdplab-w pre{white-space:pre!important;word-break:normal!important" in widgets.CSS

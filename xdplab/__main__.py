@@ -1,6 +1,6 @@
 """`python -m xdplab ...` is the `xdplab` command."""
 import sys
 
-from .cli import main
+from xdplab.cli import main
 
 sys.exit(main())

@@ -5,7 +5,7 @@ import sys
 
 
 def _doctor(args):
-    from .doctor import doctor
+    from xdplab.machine.doctor import doctor
     report = doctor()
     if args.json:
         print(report.to_json())
@@ -17,7 +17,7 @@ def _doctor(args):
 
 
 def _reap(args):
-    from .topology import reap
+    from xdplab.lab.topology import reap
     removed = reap(all=args.all)
     if not removed:
         print("nothing to remove" + ("" if args.all else
@@ -28,12 +28,12 @@ def _reap(args):
 
 
 def _check(args):
-    from .checks import main
+    from xdplab.labs.checks import main
     return main(args.lab, args.program, args.seed)
 
 
 def _progress(args):
-    from . import progress
+    from xdplab.labs import progress
     if args.reset:
         progress.Progress().reset(None if args.reset == "all" else _lab_name(args.reset))
     print(progress.text())
@@ -41,7 +41,7 @@ def _progress(args):
 
 
 def _lab_name(name):
-    from .checks import find_lab
+    from xdplab.labs.checks import find_lab
     return find_lab(name).name
 
 
@@ -67,7 +67,7 @@ def main(argv=None):
     p.set_defaults(func=_progress)
     args = parser.parse_args(argv)
 
-    from .errors import LabError
+    from xdplab.errors import LabError
     try:
         return args.func(args)
     except LabError as e:

@@ -2,8 +2,9 @@
 
 Every error xdplab raises on purpose derives from LabError. In a notebook they render as a short
 block — the message, the learner's source line, why it happened, what to do — never as a raw
-traceback: `_repr_html_` / `text()` give the two forms, `ipython_handler` is the IPython custom
-exception handler that shows them (xdplab.magics registers it).
+traceback: `_repr_html_` / `text()` give the two forms (`render_exception`); the IPython custom
+exception handler that shows them is the UI's (xdplab.ui.magics.exception_handler, installed by
+%load_ext xdplab), so this module imports nothing of IPython.
 """
 import html as _html
 
@@ -13,6 +14,7 @@ NL = "\n"
 class LabError(Exception):
     """Something the learner (or the machine) has to fix. `.hint` says how."""
     details_title = "details"
+    line_offset = 0         # the source excerpt is numbered from line 1 + line_offset (%%xdp: 1)
 
     def __init__(self, message, hint=None):
         super().__init__(message)
@@ -31,7 +33,7 @@ class LabError(Exception):
             lines = src.splitlines()
             if 0 < line <= len(lines):
                 text = lines[line - 1].expandtabs(4)
-                excerpt.append(f"{line:4} | {text}")
+                excerpt.append(f"{line + self.line_offset:4} | {text}")
                 col = getattr(self, "column", None)
                 if col:
                     prefix = lines[line - 1][:col - 1].expandtabs(4)
@@ -54,10 +56,12 @@ class LabError(Exception):
     def _repr_html_(self):
         title, excerpt, why, hint, details = self._parts()
         e = _html.escape
-        parts = ['<div style="border-left:4px solid #c0392b;padding:4px 10px;margin:4px 0">',
-                 f'<b style="color:#c0392b">{e(title)}</b>']
+        parts = ['<div style="border-left:4px solid var(--jp-error-color1,#c62828);padding:4px 10px;margin:4px 0">',
+                 f'<b style="color:var(--jp-error-color1,#c62828)">{e(title)}</b>']
         if excerpt:
-            parts.append(f'<pre style="margin:4px 0;background:#fdf2f2">{e(NL.join(excerpt))}</pre>')
+            parts.append('<pre style="margin:4px 0;padding:2px 4px;white-space:pre;word-break:normal;'
+                         'overflow-x:auto;background:var(--jp-rendermime-error-background,#fdf2f2);'
+                         f'color:var(--jp-content-font-color1,#212121)">{e(NL.join(excerpt))}</pre>')
         if why:
             parts.append(f"<div><b>Why:</b> {e(why)}</div>")
         if hint:
@@ -122,16 +126,3 @@ def render_exception(exc, html=False):
         return exc._repr_html_() if html else exc.text()
     text = f"{type(exc).__name__}: {exc}"
     return f"<pre>{_html.escape(text)}</pre>" if html else text
-
-
-def ipython_handler(shell, etype, evalue, tb, tb_offset=None):
-    """IPython custom exception handler (`shell.set_custom_exc((LabError,), ipython_handler)`):
-    shows the short form of a LabError (HTML in a notebook, text in a terminal) instead of a
-    traceback. The cell still fails, so "run all" stops there. IPython ignores the returned
-    traceback when running cells; other paths print that one line."""
-    if not isinstance(evalue, LabError):
-        return shell.InteractiveTB.structured_traceback(etype, evalue, tb, tb_offset=tb_offset)
-    from IPython.display import display
-    display({"text/plain": render_exception(evalue), "text/html": render_exception(evalue, html=True)},
-            raw=True)
-    return [f"{etype.__name__} (explained above)"]

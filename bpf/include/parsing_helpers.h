@@ -13,7 +13,7 @@
  *
  * Every parser returns -1 when the packet is too short or the header is malformed; then the output
  * pointer was not set and the cursor has not moved (except in skip_ip6hdrext(), which may have
- * stepped over some extension headers first).
+ * stepped over some extension headers first, and tells why it stopped: see IP6_EXT_*).
  *
  * WHY EVERY READ IS CHECKED AGAINST data_end. An XDP program reads the packet straight from the
  * driver's buffer. Before the program runs at all, the kernel's verifier must prove that no
@@ -205,20 +205,66 @@ struct ip6_ext_hdr {
 	__u8 hdrlen;
 };
 
+/* Six: RFC 8200 (section 4.1) has each of the extension headers it defines occur at most once,
+ * the destination options header at most twice (hop-by-hop, destination options, routing,
+ * fragment, AH, destination options). A receiver must still take any number, and Linux does. */
 #ifndef IPV6_EXT_MAX_CHAIN
 #define IPV6_EXT_MAX_CHAIN 6
 #endif
 
+/* Why skip_ip6hdrext() found no upper-layer header. All are negative, so `proto < 0` still means
+ * "none here"; a program that treats them differently (a filter may) can tell them apart. */
+#define IP6_EXT_TRUNCATED      -1   /* the packet ends inside an extension header */
+#define IP6_EXT_LATER_FRAGMENT -2   /* not the first fragment: its data is the middle of the payload */
+#define IP6_EXT_TOO_LONG       -3   /* more than IPV6_EXT_MAX_CHAIN extension headers */
+
+/* IANA's "IPv6 Extension Header Types" that the uapi headers do not all name. */
+#ifndef IPPROTO_MH
+#define IPPROTO_MH    135   /* Mobility (RFC 6275) */
+#endif
+#ifndef IPPROTO_HIP
+#define IPPROTO_HIP   139   /* Host Identity Protocol (RFC 7401) */
+#endif
+#ifndef IPPROTO_SHIM6
+#define IPPROTO_SHIM6 140   /* Shim6 (RFC 5533) */
+#endif
+#define IPPROTO_IPV6_EXP1 253   /* for experiments and testing (RFC 3692, RFC 4727) */
+#define IPPROTO_IPV6_EXP2 254
+
+/* The extension headers skip_ip6hdrext() steps over: IANA's list, less ESP (50). Each but two
+ * starts with (next header, length in 8-byte units not counting the first 8), the layout RFC 8200
+ * (section 4.8) asks of every new one: hop-by-hop (0), routing (43), destination options (60),
+ * Mobility (135), HIP (139), Shim6 (140), 253 and 254. The fragment header (44) is always 8 bytes;
+ * AH (51, RFC 4302) counts its length in 4-byte units, the first 8 bytes not counted.
+ * ESP (50) is on IANA's list too, but only its SPI and sequence number are in the clear: what
+ * follows, the next-header field included, is encrypted. So ESP is where the walk ends: it comes
+ * back as the upper-layer protocol, IPPROTO_ESP, as IPPROTO_NONE (59: nothing follows) does. */
 static __always_inline int ipv6_is_ext_hdr(int nexthdr)
 {
-	return nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING || nexthdr == IPPROTO_DSTOPTS ||
-	       nexthdr == IPPROTO_FRAGMENT || nexthdr == IPPROTO_AH;
+	switch (nexthdr) {
+	case IPPROTO_HOPOPTS:
+	case IPPROTO_ROUTING:
+	case IPPROTO_FRAGMENT:
+	case IPPROTO_AH:
+	case IPPROTO_DSTOPTS:
+	case IPPROTO_MH:
+	case IPPROTO_HIP:
+	case IPPROTO_SHIM6:
+	case IPPROTO_IPV6_EXP1:
+	case IPPROTO_IPV6_EXP2:
+		return 1;
+	default:
+		return 0;
+	}
 }
 
-/* Step over IPv6 extension headers (hop-by-hop, routing, destination options, fragment, AH) to
- * the upper-layer header. `nexthdr` is what parse_ip6hdr() returned. Returns the upper-layer
- * protocol, or -1 (truncated, more than IPV6_EXT_MAX_CHAIN extension headers, or a non-first
- * fragment, which has no upper-layer header). Bounded and unrolled like the VLAN loop. */
+/* Step over IPv6 extension headers (those ipv6_is_ext_hdr() names) to the upper-layer header.
+ * `nexthdr` is what parse_ip6hdr() returned. Returns the upper-layer protocol (IPPROTO_UDP, ...,
+ * or IPPROTO_ESP, whose payload cannot be read), or a negative IP6_EXT_* reason: truncated (-1),
+ * a non-first fragment, which has no upper-layer header (-2), or more than IPV6_EXT_MAX_CHAIN
+ * extension headers (-3); -1 passed in comes back as it is. Bounded and unrolled like the VLAN
+ * loop. A header's length comes from the packet: the next round's bounds check (or the caller's
+ * parser) checks that it lies inside. */
 static __always_inline int skip_ip6hdrext(struct hdr_cursor *nh, void *data_end, int nexthdr)
 {
 	int i;
@@ -230,15 +276,15 @@ static __always_inline int skip_ip6hdrext(struct hdr_cursor *nh, void *data_end,
 		if (!ipv6_is_ext_hdr(nexthdr))
 			return nexthdr;                 /* upper-layer header (or the -1 passed in) */
 		if ((void *)(hdr + 1) > data_end)
-			return -1;
+			return IP6_EXT_TRUNCATED;
 		if (nexthdr == IPPROTO_FRAGMENT) {
 			__be16 *frag_off = (void *)hdr + 2;
 
 			if ((void *)(frag_off + 1) > data_end)
-				return -1;
+				return IP6_EXT_TRUNCATED;
 			if (*frag_off & bpf_htons(0xfff8))  /* offset != 0: not the first fragment */
-				return -1;
-			nh->pos += 8;
+				return IP6_EXT_LATER_FRAGMENT;
+			nh->pos += 8;                   /* fixed size; its second byte is reserved */
 		} else if (nexthdr == IPPROTO_AH) {
 			nh->pos += (hdr->hdrlen + 2) * 4;   /* 4-byte units, the first 8 bytes not counted */
 		} else {
@@ -246,7 +292,7 @@ static __always_inline int skip_ip6hdrext(struct hdr_cursor *nh, void *data_end,
 		}
 		nexthdr = hdr->nexthdr;
 	}
-	return ipv6_is_ext_hdr(nexthdr) ? -1 : nexthdr;
+	return ipv6_is_ext_hdr(nexthdr) ? IP6_EXT_TOO_LONG : nexthdr;
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -3,12 +3,18 @@
 # no network device). Everything it finds goes into OUT, a directory shared read-write with the host
 # (--rwdir): the guest's console is not kept.
 #
-#   guest.sh REPO OUT [STEPS]      STEPS: comma-separated of doctor,probe,tests (default: all)
+#   guest.sh REPO OUT [STEPS]      STEPS: comma-separated of doctor,probe,tests,lessons
+#                                  (default: doctor,probe,tests)
 #
 # OUT/progress  one line per step started and finished (so the host can tell where a guest hung)
 # OUT/doctor.json, doctor.err, doctor.rc    xdplab doctor --json
 # OUT/probe.json, probe.err                 platforms/kernels/probe.py (the kernel-sensitive claims)
 # OUT/junit.xml, pytest.log, pytest.rc      pytest -m kernel tests/
+# OUT/timeout                               the guest's seconds (run.py): the lessons' budget
+# OUT/lessons-only                          notebooks to run instead of all (XDPLAB_VM_LESSONS)
+# OUT/lessons.json, lessons.err             platforms/kernels/lessons.py (the lessons that ask
+#                                           xdplab.probe() and take another path than on the
+#                                           host, OUT/host-adapts.json, run top to bottom)
 # OUT/done                                  written last
 set -u
 repo=$1 out=$2 steps=${3:-doctor,probe,tests}
@@ -60,6 +66,20 @@ if has tests; then
       -o junit_family=xunit2 $files > "$out/pytest.log" 2>&1
   echo $? > "$out/pytest.rc"
   log "tests end rc=$(cat "$out/pytest.rc")"
+fi
+if has lessons; then
+  log "lessons begin"
+  host=(); [ -f "$out/host-adapts.json" ] && host=(--host "$out/host-adapts.json")
+  # the lessons get what is left of the guest's time (OUT/timeout, written by run.py), less three
+  # minutes to power off before the host gives up on the guest; lessons.py keeps its cells within
+  # it and writes OUT/lessons.json after every lesson, the outer timeout is only a safety net
+  budget=$(( $(cat "$out/timeout" 2>/dev/null || echo 3600) - SECONDS - 180 ))
+  [ "$budget" -gt 60 ] || budget=60
+  log "lessons budget ${budget} s"
+  only=(); [ -f "$out/lessons-only" ] && mapfile -t only < "$out/lessons-only"
+  timeout -k 10 $(( budget + 90 )) "$py" "$repo/platforms/kernels/lessons.py" "${host[@]}" \
+      --budget "$budget" --out "$out/lessons.json" "${only[@]}" > /dev/null 2> "$out/lessons.err"
+  log "lessons end rc=$?"
 fi
 log "done"
 echo ok > "$out/done"

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 import xdplab  # noqa: E402
-from xdplab import kernel, netns  # noqa: E402
+from xdplab import counters, kernel, netns  # noqa: E402
 
 TRACING = Path("/sys/kernel/tracing")
 FRAMES = 50
@@ -52,20 +52,6 @@ def link_counters(iface):
             if isinstance(v, int):
                 flat[f"{direction}_{k}"] = v
     return flat
-
-
-def ethtool_counters(iface):
-    res = subprocess.run(["ip", "netns", "exec", iface.host.ns, "ethtool", "-S", iface.name],
-                         capture_output=True, text=True)
-    out = {}
-    for line in res.stdout.splitlines()[1:]:
-        if ":" in line:
-            k, v = line.rsplit(":", 1)
-            try:
-                out[k.strip()] = int(v)
-            except ValueError:
-                pass
-    return out
 
 
 def delta(before, after):
@@ -145,10 +131,10 @@ def probe_redirect(lab):
             if case == "peer_xdp":
                 set_xdp(s.ns, peer.name, passer, "native")
             events.take()
-            before = {n: (link_counters(i), ethtool_counters(i)) for n, i in ifaces.items()}
+            before = {n: (link_counters(i), counters.driver_stats(i)) for n, i in ifaces.items()}
             report = c.send(frame, count=FRAMES, method="af_packet")
             time.sleep(1.0)
-            after = {n: (link_counters(i), ethtool_counters(i)) for n, i in ifaces.items()}
+            after = {n: (link_counters(i), counters.driver_stats(i)) for n, i in ifaces.items()}
             cases[case] = {
                 "peer_gro": peer.gro(), "peer_xdp": case == "peer_xdp", "sent": report.sent,
                 "tracepoints": events.take(),

@@ -9,7 +9,8 @@ and prints one table kernel x check -> ok / adapted / fail / hang.
 Environment: XDPLAB_CACHE (default REPO/.cache) holds the kernels, the virtme-ng venv and the
 runs; XDPLAB_VM_ACCEL = tcg (default: nested KVM hangs on our machines) | kvm | auto (KVM, and
 TCG if the guest shows no sign of life within XDPLAB_VM_BOOT_TIMEOUT s); XDPLAB_VM_TIMEOUT (s per
-guest, default 3600); XDPLAB_VM_MEMORY (default 3G); XDPLAB_VM_CPUS (default 2).
+guest, default 3600; the lessons get what is left of it); XDPLAB_VM_LESSONS (lesson numbers, e.g.
+05,10: only those of the lessons step); XDPLAB_VM_MEMORY (default 3G); XDPLAB_VM_CPUS (default 2); XDPLAB_VM_TCG_THREAD = single (default: one host thread for all vCPUs, see _boot_once) | multi.
 
 Guests have no network device; the host's root filesystem is shared read-only and each guest
 writes only into its own run directory (--rwdir). Every qemu started here is in a process group
@@ -34,10 +35,11 @@ CACHE = Path(os.environ.get("XDPLAB_CACHE") or REPO / ".cache").resolve()
 TOOLS = CACHE / "tools" / "venv"
 RUNS = CACHE / "runs"
 SERIES = ("5.10", "6.1", "6.12")
-STEPS = ("doctor", "probe", "tests")
+STEPS = ("doctor", "probe", "tests", "lessons")
 OK, ADAPTED, FAIL, HANG, NOTRUN = "ok", "adapted", "fail", "hang", "not run"
 
 _groups = {}             # process group id -> Popen of its leader (virtme-run), per running guest
+started = set()          # every process group id this process started a guest in
 QEMU_NAME = "xdplab-kernels-"   # qemu -name of our guests (pgrep -f "name xdplab-kernels-")
 
 
@@ -177,7 +179,34 @@ def boot(series, release, kdir, steps=STEPS, timeout=None, accel=None, log=say, 
     return result
 
 
+_host = {}
+
+
+def host_adaptations():
+    """{"release", "adapts"}: what xdplab.probe() says the lessons do on this machine, whose
+    `make test` runs every lesson; a guest runs only the lessons that take another path there."""
+    if not _host:
+        code = ("import json, platform, xdplab; print(json.dumps({'release': platform.release(), "
+                "'adapts': xdplab.probe().adaptations()}))")
+        res = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-c", code],
+                             capture_output=True, text=True, cwd=REPO)
+        if res.returncode != 0:
+            raise MatrixError("could not probe this machine's kernel for the lessons step:\n"
+                              + res.stderr.strip()[-1500:])
+        _host.update(json.loads(res.stdout.strip().splitlines()[-1]))
+    return dict(_host)
+
+
 def _boot_once(virtme, series, release, kimg, out, steps, timeout, accel, boot_deadline, log):
+    if "lessons" in steps:
+        (out / "host-adapts.json").write_text(json.dumps(host_adaptations()))
+    (out / "timeout").write_text(f"{timeout}\n")      # guest.sh gives the lessons what is left
+    only = [n for n in os.environ.get("XDPLAB_VM_LESSONS", "").split(",") if n]
+    if only:                     # lesson numbers ("05,10"): the others are left out of this run
+        (out / "lessons-only").write_text("".join(
+            f"{p}\n" for n in only for p in sorted((REPO / "notebooks").glob(f"{n}-*.ipynb"))))
+    elif (out / "lessons-only").exists():
+        (out / "lessons-only").unlink()
     script = f"bash {HERE / 'guest.sh'} {REPO} {out} {','.join(steps)}"
     cmd = [str(virtme), "--kimg", str(kimg), "--mods", "auto",
            "--memory", os.environ.get("XDPLAB_VM_MEMORY", "3G"),
@@ -185,13 +214,20 @@ def _boot_once(virtme, series, release, kimg, out, steps, timeout, accel, boot_d
            "--name", f"{QEMU_NAME}{series}", "--rwdir", str(out), "--show-boot-console",
            "--script-sh", script]
     if accel == "tcg":
-        cmd.append("--disable-kvm")
+        # One host thread for all vCPUs (the guest still has XDPLAB_VM_CPUS of them). With
+        # multi-threaded TCG, a 6.12 guest died once with "Oops: int3" in
+        # __netif_receive_skb_core while generic XDP was attached: a vCPU ran a stale
+        # translation of code the kernel was patching (a static key, text_poke_bp's int3)
+        # on the other vCPU. XDPLAB_VM_TCG_THREAD=multi brings multi-threaded TCG back.
+        cmd += ["--disable-kvm", "--qemu-opt=-accel",
+                f"--qemu-opt=tcg,thread={os.environ.get('XDPLAB_VM_TCG_THREAD', 'single')}"]
     log(f"booting Linux {release} ({accel}), steps {','.join(steps)}, timeout {timeout} s")
     start = time.monotonic()
     console = open(out.parent / f"{release}.console.log", "wb")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
                             start_new_session=True, cwd=REPO)
     _groups[proc.pid] = proc
+    started.add(proc.pid)
     status = None
     seen = 0
     try:
@@ -273,6 +309,7 @@ def collect(series, release, out, steps, status, seconds, accel):
             "doctor_rc": (out / "doctor.rc").read_text().strip() if (out / "doctor.rc").exists() else None,
             "probe": _json(out / "probe.json"), "tests": _junit(out / "junit.xml"),
             "pytest_rc": (out / "pytest.rc").read_text().strip() if (out / "pytest.rc").exists() else None,
+            "lessons": _json(out / "lessons.json"),
             "dir": str(out)}
 
 
@@ -293,8 +330,12 @@ SHORT = {   # test id -> what it shows, for the table
 
 def failures(results):
     """[(kernel, test, message)] of the failed tests, for the notes under the table."""
-    return [(r["release"], SHORT.get(n, n), m) for r in results
-            for n, (st, m) in sorted((r["tests"] or {}).items()) if st == FAIL]
+    tests = [(r["release"], SHORT.get(n, n), m) for r in results
+             for n, (st, m) in sorted((r["tests"] or {}).items()) if st == FAIL]
+    lessons = [(r["release"], f"lesson {n} (cell {x.get('cell')})", x.get("error", ""))
+               for r in results for n, x in ((r.get("lessons") or {}).get("lessons") or {}).items()
+               if x["status"] not in (OK, "as on the host")]
+    return tests + lessons
 
 
 def cells(result):
@@ -316,6 +357,19 @@ def cells(result):
             row[f"test: {SHORT.get(name, name)}"] = status
     elif "tests" in result["steps"]:
         row["tests"] = missing if result.get("stuck_in") in (None, "tests") else NOTRUN
+    lessons = result.get("lessons")
+    if lessons:
+        adapts = lessons.get("adapts") or {}
+        for name, r in sorted(lessons["lessons"].items()):
+            cell = ("as on the host" if r["status"] == "as on the host" else
+                    NOTRUN if r["status"] == "not run" else
+                    f"{HANG} (cell {r.get('cell')}, time ran out)" if r["status"] == "timeout" else
+                    FAIL if r["status"] != OK else ADAPTED if name[:2] in adapts else OK)
+            skipped = len(r.get("skipped") or ())
+            row[f"lesson {name}"] = f"{cell} ({skipped} check{'s' * (skipped > 1)} skipped)" \
+                if skipped else cell
+    elif "lessons" in result["steps"]:
+        row["lessons"] = missing if result.get("stuck_in") in (None, "lessons") else NOTRUN
     probe = result["probe"]
     if probe:
         for name, value in findings(probe).items():
@@ -347,6 +401,9 @@ def findings(probe):
     out["live frames"] = ("yes" if live.get("supported") else
                           f"no ({live.get('error') or live.get('errno')})" if "supported" in live
                           else live.get("error", "?"))
+    context = (probe.get("xdplab_probe") or {}).get("test_run_context")
+    out["test run given an xdp_md (test_run_on)"] = (
+        "?" if context is None else "yes" if context["value"] else "no (EINVAL)")
     feat = probe.get("features", {})
     out["XDP features over netlink"] = (
         f"yes: veth {','.join(feat['veth_xdp'])}; ndo-xmit with peer GRO "
@@ -381,7 +438,11 @@ def overall(result):
     tests_ok = (result["tests"] is not None and result["tests"]
                 and all(s in (OK, "skipped") for s, _ in result["tests"].values())) \
         if "tests" in result["steps"] else True
-    return bool(doc_ok and tests_ok)
+    lessons_ok = (result.get("lessons") is not None and
+                  all(r["status"] in (OK, "as on the host")
+                      for r in result["lessons"]["lessons"].values())) \
+        if "lessons" in result["steps"] else True
+    return bool(doc_ok and tests_ok and lessons_ok)
 
 
 def table(results, markdown=True):
@@ -442,7 +503,7 @@ def stored(series):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--kernels", default=",".join(SERIES), help="comma-separated: 5.10,6.1,6.12")
-    p.add_argument("--steps", default=",".join(STEPS), help="comma-separated: doctor,probe,tests")
+    p.add_argument("--steps", default=",".join(STEPS), help="comma-separated: doctor,probe,tests,lessons")
     p.add_argument("--timeout", type=int, help="seconds per guest (XDPLAB_VM_TIMEOUT, 3600)")
     p.add_argument("--report", action="store_true",
                    help="boot nothing: print the table of the last run of each kernel")

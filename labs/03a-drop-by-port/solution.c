@@ -1,0 +1,51 @@
+/* Lab 03a — drop by protocol and port: a solution.
+ *
+ * Drops UDP to port 53 and TCP to port 23 over IPv4 and IPv6, judged on the ports alone: the first
+ * 4 bytes of a UDP or TCP header, the only ones read. A first fragment that holds 8 bytes of a TCP
+ * header holds its ports, and is judged on them: a filter that waited for the whole 20-byte header
+ * would pass it, and the server's kernel would put the segment together behind it (RFC 1858).
+ * A later IPv4 or IPv6 fragment has no UDP/TCP header (its first bytes are payload): passed.
+ * What the helpers cannot see behind is dropped, whatever it holds: a third VLAN tag (the kernel
+ * strips priority tags and delivers what is inside) and a seventh IPv6 extension header (the
+ * kernel takes any number). A frame cut short is passed: the kernel drops it itself.
+ */
+#include "parsing_helpers.h"
+
+int lab01_filter(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct hdr_cursor nh = { .pos = data };
+	struct ethhdr *eth;
+	struct iphdr *iph;
+	struct ipv6hdr *ip6h;
+	__be16 *ports;             /* source port, destination port */
+	int proto;
+
+	proto = parse_ethhdr(&nh, data_end, &eth);
+	if (proto == bpf_htons(ETH_P_IP)) {
+		proto = parse_iphdr(&nh, data_end, &iph);
+		if (proto < 0 || ip_is_later_fragment(iph))
+			return XDP_PASS;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		proto = parse_ip6hdr(&nh, data_end, &ip6h);
+		proto = skip_ip6hdrext(&nh, data_end, proto);
+		if (proto == IP6_EXT_TOO_LONG)
+			return XDP_DROP;   /* a seventh extension header */
+	} else if (proto_is_vlan(proto)) {
+		return XDP_DROP;           /* a third VLAN tag */
+	} else {
+		return XDP_PASS;
+	}
+
+	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+		return XDP_PASS;
+	ports = nh.pos;
+	if ((void *)(ports + 2) > data_end)
+		return XDP_PASS;
+	if (proto == IPPROTO_UDP && ports[1] == bpf_htons(53))
+		return XDP_DROP;
+	if (proto == IPPROTO_TCP && ports[1] == bpf_htons(23))
+		return XDP_DROP;
+	return XDP_PASS;
+}

@@ -1,0 +1,40 @@
+/* Bug: the port is checked whatever the protocol: TCP to 53 and UDP to 23 are dropped too. */
+#include "parsing_helpers.h"
+
+int lab01_filter(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct hdr_cursor nh = { .pos = data };
+	struct ethhdr *eth;
+	struct iphdr *iph;
+	struct ipv6hdr *ip6h;
+	__be16 *ports;             /* source port, destination port */
+	int proto;
+
+	proto = parse_ethhdr(&nh, data_end, &eth);
+	if (proto == bpf_htons(ETH_P_IP)) {
+		proto = parse_iphdr(&nh, data_end, &iph);
+		if (proto < 0 || ip_is_later_fragment(iph))
+			return XDP_PASS;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		proto = parse_ip6hdr(&nh, data_end, &ip6h);
+		proto = skip_ip6hdrext(&nh, data_end, proto);
+		if (proto == IP6_EXT_TOO_LONG)
+			return XDP_DROP;   /* a seventh extension header */
+	} else if (proto_is_vlan(proto)) {
+		return XDP_DROP;           /* a third VLAN tag */
+	} else {
+		return XDP_PASS;
+	}
+
+	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+		return XDP_PASS;
+	ports = nh.pos;
+	if ((void *)(ports + 2) > data_end)
+		return XDP_PASS;
+	/* UDP and TCP both start with the ports: read them the same way */
+	if (ports[1] == bpf_htons(53) || ports[1] == bpf_htons(23))
+		return XDP_DROP;
+	return XDP_PASS;
+}

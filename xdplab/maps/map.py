@@ -1,0 +1,406 @@
+"""Map and Maps: one BPF map of a loaded program (prog.maps["name"]), read, written, pinned and
+shown; see xdplab.maps for the typing."""
+import collections.abc
+import ctypes
+import errno
+import html
+import itertools
+import json
+import os
+import time
+from pathlib import Path
+
+from xdplab import views
+from xdplab.errors import LabError, SetupError
+from xdplab.kernel.libbpf import errno_of, libbcc, libbpf, map_info
+from xdplab.lab.reaper import PIN_ROOT
+from xdplab.maps.btf import btf_hints
+from xdplab.maps.codecs import _ctype_integer, make_codec
+from xdplab.maps.counters import combine, rates
+from xdplab.maps.kinds import (ARRAYS, MAP_TYPES, NATIVE, NOT_READABLE, _ACTION_WORDS, _COUNT_WORDS,
+                               _INDEXED, _words)
+
+BATCH_CHUNK = 8192             # entries per BPF_MAP_LOOKUP_BATCH call
+
+
+def table_names(bpf):
+    """Names of every map declared by a bcc module (a bcc.BPF, or the compile helper's Loaded)."""
+    if hasattr(bpf, "table_names"):
+        return bpf.table_names()
+    lib = libbcc()
+    return [lib.bpf_table_name(bpf.module, i).decode() for i in range(lib.bpf_num_tables(bpf.module))]
+
+
+def table_facts(bpf, name):
+    """(fd, key description, leaf description) of map `name`, as bcc describes them (JSON)."""
+    info = getattr(bpf, "table_info", {}).get(name)
+    if info is not None:
+        return info.fd, info.key_desc, info.leaf_desc
+    lib, bname = libbcc(), name.encode()
+    return (lib.bpf_table_fd(bpf.module, bname), lib.bpf_table_key_desc(bpf.module, bname).decode(),
+            lib.bpf_table_leaf_desc(bpf.module, bname).decode())
+
+
+class Maps(collections.abc.Mapping):
+    """program.maps["name"] → Map."""
+
+    def __init__(self, program):
+        self.program = program
+        self._names = table_names(program.bpf)
+        self._maps = {}
+
+    def __contains__(self, name):
+        return name in self._names
+
+    def __getitem__(self, name):
+        if name not in self._names:
+            raise LabError(f"the program has no map {name!r}",
+                           f"its maps: {', '.join(self._names) or 'none'}")
+        if name not in self._maps:
+            self._maps[name] = Map(self.program, name)
+        return self._maps[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
+
+    def __repr__(self):
+        return f"<Maps {', '.join(self._names)}>"
+
+
+class Map:
+    """One BPF map of a program; see the module doc."""
+
+    def __init__(self, program, name):
+        from bcc import BPF
+        self.program, self.name = program, name
+        self.fd, key_desc, leaf_desc = table_facts(program.bpf, name)
+        info = map_info(self.fd)
+        self.id, self.max_entries = info.id, info.max_entries
+        self.kind = MAP_TYPES[info.type] if info.type < len(MAP_TYPES) else f"type {info.type}"
+        self.key_size, self.value_size = info.key_size, info.value_size
+        self.percpu = self.kind.startswith(("percpu", "lru_percpu"))
+        self.ncpus = libbpf().libbpf_num_possible_cpus() if self.percpu else 1
+        self._slot = (self.value_size + 7) // 8 * 8 if self.percpu else self.value_size
+        self._vsize = self._slot * self.ncpus          # what one lookup returns
+        self.Key = self.Leaf = None
+        if self.kind not in NOT_READABLE:
+            # the ctypes types bcc derives from the C declarations (without building its Table)
+            self.Key = BPF._decode_table_type(json.loads(key_desc))
+            self.Leaf = BPF._decode_table_type(json.loads(leaf_desc))
+        self._hints = btf_hints(info.btf_id, info.btf_key_type_id, info.btf_value_type_id)
+        self._declared = {"key": None, "value": None}
+        self._batch_ok = self.kind in {"hash", "lru_hash", "percpu_hash", "lru_percpu_hash",
+                                       "array", "percpu_array"}
+        self._last = None                              # (time, snapshot) for rates()
+        self.read_method = None
+        self._codecs()
+
+    # -- typing -------------------------------------------------------------------------------------
+    def _key_is_action(self):
+        words = _words(self.name)
+        return (words & _ACTION_WORDS or "xdp_stats" in self.name.lower()
+                or (self.kind in ("array", "percpu_array") and self.max_entries == 5
+                    and words & _COUNT_WORDS))
+
+    def _codecs(self):
+        if self.Key is None:
+            self.key_codec = self.value_codec = None
+            return
+        key_kind = self._declared["key"]
+        integer, _ = _ctype_integer(self.Key)
+        if key_kind is None and integer and self._key_is_action():
+            key_kind = "action"
+        elif key_kind is None and integer and self.kind in _INDEXED:
+            key_kind = "int"      # an index (a devmap slot, a CPU...), whatever the map's name
+        self.key_codec = make_codec(self.Key, self.name, self._hints[0], key_kind, top=True)
+        self.value_codec = make_codec(self.Leaf, None, self._hints[1], self._declared["value"],
+                                      top=True)
+
+    def declare(self, key=None, value=None):
+        """Say how to read keys and/or values: a kind (see xdplab.maps.KINDS) for a scalar, or
+        {field: kind} for fields of a struct (added to earlier declarations; the other fields stay
+        inferred). Returns the map, so m.declare(key="ipv4").snapshot() works."""
+        old = dict(self._declared)
+        for side, new in (("key", key), ("value", value)):
+            if isinstance(new, dict) and isinstance(old[side], dict):
+                new = {**old[side], **new}
+            if new is not None:
+                self._declared[side] = new
+        try:
+            self._codecs()
+        except LabError:
+            self._declared = old
+            self._codecs()
+            raise
+        return self
+
+    @property
+    def kinds(self):
+        """How keys and values are read: {'key': kind or {field: kind}, 'value': ...}."""
+        self._readable()
+        return {"key": self.key_codec.kinds(), "value": self.value_codec.kinds()}
+
+    # -- reading ------------------------------------------------------------------------------------
+    def _check(self):
+        if self.program.bpf is None:
+            raise LabError(f"the program owning map {self.name!r} is closed",
+                           "load it again (lab.load(...)) and read its maps before closing it")
+
+    def _readable(self):
+        self._check()
+        if self.key_codec is None:
+            how = {"ringbuf": "it carries events, not entries",
+                   "perf_event_array": "it carries events, not entries",
+                   "prog_array": "it holds programs for tail calls"}.get(self.kind, "")
+            raise LabError(f"map {self.name!r} is a {self.kind} map, which has no snapshot"
+                           + (f": {how}" if how else ""),
+                           f"read it with bcc's own API: prog.bpf[{self.name!r}]")
+
+    @property
+    def table(self):
+        """bcc's Table object for this map (bcc's API, for what xdplab does not cover)."""
+        self._check()
+        return self.program.bpf[self.name]
+
+    def _raw_batch(self):
+        """[(keys buffer, values buffer, n)] read with BPF_MAP_LOOKUP_BATCH; None when unsupported."""
+        lib, chunk = libbpf(), min(self.max_entries, BATCH_CHUNK) or 1
+        token_in = ctypes.create_string_buffer(max(8, self.key_size))
+        token_out = ctypes.create_string_buffer(max(8, self.key_size))
+        out, first = [], True
+        while True:
+            keys = ctypes.create_string_buffer(chunk * self.key_size)
+            vals = ctypes.create_string_buffer(chunk * self._vsize)
+            n = ctypes.c_uint32(chunk)
+            rc = lib.bpf_map_lookup_batch(self.fd, None if first else token_in, token_out, keys, vals,
+                                          ctypes.byref(n), None)
+            err = errno_of(rc) if rc else 0
+            if err and err != errno.ENOENT:
+                if err == errno.ENOSPC and n.value == 0:        # a hash bucket bigger than chunk
+                    chunk *= 2
+                    continue
+                if first and err in (errno.EINVAL, errno.EOPNOTSUPP, 524):   # 524: ENOTSUPP
+                    return None
+                raise LabError(f"reading map {self.name!r} failed: {os.strerror(err)}")
+            if n.value:
+                out.append((keys, vals, n.value))        # the buffers themselves: no copies
+            if err == errno.ENOENT:
+                return out
+            ctypes.memmove(token_in, token_out, len(token_in))
+            first = False
+
+    def _raw_per_key(self):
+        lib = libbpf()
+        key, nxt = ctypes.create_string_buffer(self.key_size), ctypes.create_string_buffer(self.key_size)
+        val = ctypes.create_string_buffer(self._vsize)
+        keys, vals, n = [], [], 0
+        if self.kind in ARRAYS:
+            candidates = (i.to_bytes(4, NATIVE) for i in range(self.max_entries))
+        else:
+            def walk():
+                prev = None
+                for _ in range(2 * self.max_entries + 1):    # bounded even if entries churn
+                    if lib.bpf_map_get_next_key(self.fd, prev, nxt) != 0:
+                        return
+                    yield nxt.raw
+                    ctypes.memmove(key, nxt, self.key_size)
+                    prev = key
+            candidates = walk()
+        for k in candidates:
+            if lib.bpf_map_lookup_elem(self.fd, k, val) == 0:
+                keys.append(k)
+                vals.append(val.raw)
+                n += 1
+        return [(b"".join(keys), b"".join(vals), n)] if n else []
+
+    def _raw(self, batch=None):
+        self._readable()
+        if batch is not False and self._batch_ok:
+            chunks = self._raw_batch()
+            if chunks is not None:
+                self.read_method = "batch"
+                return chunks
+            self._batch_ok = False
+        if batch:
+            raise LabError(f"the kernel cannot batch-read {self.kind} map {self.name!r}",
+                           "use snapshot(batch=False) (or the default, which falls back by itself)")
+        self.read_method = "per-key"
+        return self._raw_per_key()
+
+    def snapshot(self, per_cpu=False, batch=None, skip_zero=False):
+        """The whole map now, as {key: value} typed as described in the module doc. Per-CPU
+        values are summed, or with per_cpu=True given as a tuple with one value per possible CPU
+        (per_cpu changes nothing for other maps).
+        batch: None picks batch reads when the kernel supports them, False forces one lookup
+        per key, True requires batch. skip_zero drops entries whose value is all zeros."""
+        chunks = self._raw(batch)
+        kc, vc = self.key_codec, self.value_codec
+        ks, slot, vs, ncpus = self.key_size, self._slot, self._vsize, self.ncpus
+        out, zero = {}, bytes(vs)
+        for keys, vals, n in chunks:
+            kmv, vmv = memoryview(keys).cast("B"), memoryview(vals).cast("B")
+            keep = None
+            if skip_zero:
+                keep = [vmv[i * vs:(i + 1) * vs] != zero for i in range(n)]
+            if self.percpu:               # n entries of ncpus slots each: one column of n * ncpus
+                flat = list(vc.column(vmv, n * ncpus, slot))
+                groups = (tuple(flat[j:j + ncpus]) for j in range(0, n * ncpus, ncpus))
+                if per_cpu:
+                    values = groups
+                elif vc.counter and vc.fields is None and vc.elem is None:
+                    values = map(sum, groups)
+                else:
+                    values = (combine(vc, cpus) for cpus in groups)
+            else:
+                values = vc.column(vmv, n, vs)
+            pairs = zip(kc.column(kmv, n, ks), values)
+            out.update(pairs if keep is None else itertools.compress(pairs, keep))
+        return out
+
+    def __len__(self):
+        """Entries in the map (for arrays: max_entries — every slot of an array exists)."""
+        if self.kind in ARRAYS:
+            return self.max_entries
+        return sum(n for _, _, n in self._raw())
+
+    def rates(self, interval=1.0):
+        """Per-second rates of every counter (and every counter field of struct values) since the
+        previous call of rates(); the first call measures over `interval` seconds."""
+        if self._last is None:
+            self._last = (time.monotonic(), self.snapshot())
+            time.sleep(interval)
+        t0, prev = self._last
+        now, cur = time.monotonic(), self.snapshot()
+        self._last = (now, cur)
+        return rates(prev, cur, now - t0, self.value_codec)
+
+    # -- writing ------------------------------------------------------------------------------------
+    def clear(self):
+        """Remove every entry (arrays: set every value to zero)."""
+        self._readable()
+        lib = libbpf()
+        if self.kind in ARRAYS:
+            n = self.max_entries
+            keys = b"".join(i.to_bytes(4, NATIVE) for i in range(n))
+            zeros = ctypes.create_string_buffer(n * self._vsize)
+            count = ctypes.c_uint32(n)
+            if lib.bpf_map_update_batch(self.fd, keys, zeros, ctypes.byref(count), None) != 0:
+                for i in range(n):
+                    lib.bpf_map_update_elem(self.fd, keys[4 * i:4 * i + 4], zeros, 0)
+            return
+        for keys, _, n in self._raw():      # keys first: deleting while walking restarts the walk
+            count = ctypes.c_uint32(n)
+            if lib.bpf_map_delete_batch(self.fd, keys, ctypes.byref(count), None) != 0:
+                for i in range(n):
+                    lib.bpf_map_delete_elem(self.fd, keys[i * self.key_size:(i + 1) * self.key_size])
+
+    def pin(self, path=None):
+        """Pin the map in bpffs so tools outside Python can read it (`bpftool map dump pinned
+        PATH`); returns the path. The default is /sys/fs/bpf/xdplab/<lab id>/<map name>; a
+        relative path is taken inside that directory. The lab removes its pins when it closes."""
+        self._check()
+        root = PIN_ROOT / self.program.lab.id
+        target = Path(os.path.normpath(root / (path or self.name)))
+        if root not in target.parents:
+            raise LabError(f"pins of this lab live under {root}; {target} is outside it",
+                           f"give a name (pin('{self.name}')) or a path inside {root}, so the lab "
+                           "can remove it when it closes")
+        if not os.path.ismount("/sys/fs/bpf"):
+            raise SetupError("bpffs is not mounted at /sys/fs/bpf",
+                             "mount it: sudo mount -t bpf bpf /sys/fs/bpf")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lib = libbpf()
+        if target.exists():
+            fd = lib.bpf_obj_get(str(target).encode())
+            same = fd >= 0 and map_info(fd).id == self.id
+            if fd >= 0:
+                os.close(fd)
+            if same:
+                return str(target)
+            raise LabError(f"{target} already pins another map",
+                           f"pin this one under another name: pin('{self.program.name}_{self.name}')")
+        rc = lib.bpf_obj_pin(self.fd, str(target).encode())
+        if rc != 0:
+            raise LabError(f"pinning map {self.name!r} at {target} failed: {os.strerror(errno_of(rc))}")
+        return str(target)
+
+    # -- showing ------------------------------------------------------------------------------------
+    def _rows(self, limit):
+        """Up to `limit` entries to show (arrays in index order without zeros, hashes sorted)."""
+        items = list(self.snapshot(skip_zero=self.kind in ARRAYS).items())
+        if self.kind not in ARRAYS:
+            try:
+                items.sort()
+            except TypeError:                       # keys of mixed types ("UDP" and 253)
+                items.sort(key=lambda kv: str(kv[0]))
+        return items[:limit], len(items)
+
+    def _shown(self, limit):
+        """(rows, total, problem): what repr and _repr_html_ can show right now."""
+        if self.key_codec is None or self.program.bpf is None:
+            return [], 0, "closed" if self.program.bpf is None else None
+        try:
+            return (*self._rows(limit), None)
+        except LabError as e:
+            return [], 0, f"cannot read it: {e.message}"
+
+    def _describe(self):
+        kinds = ""
+        if self.key_codec is not None:
+            kinds = f", key {self.key_codec.kinds()}, value {self.value_codec.kinds()}"
+        cpu = f", summed over {self.ncpus} CPUs" if self.percpu else ""
+        return f"{self.kind}, max_entries {self.max_entries}{kinds}{cpu}"
+
+    def __repr__(self, limit=20):
+        head = f"<Map {self.name}: {self._describe()}>"
+        rows, total, problem = self._shown(limit)
+        if problem or self.key_codec is None:
+            return head + (f" ({problem})" if problem else "")
+        lines = [f"  {k}: {v}" for k, v in rows]
+        zeros = " (zero entries hidden)" if self.kind in ARRAYS else ""
+        more = [f"  … {total - len(rows)} more"] if total > len(rows) else []
+        return "\n".join([head + zeros] + lines + more) if lines else head + " empty" + zeros
+
+    def widget(self, chart=False, **options):
+        """A live view for a notebook: a table (xdplab.widgets.MapView; options top=20,
+        interval=0.5, sort="value"|"key", rates=True, per_cpu=False, keys=None, field=None) or,
+        with chart=True, a line chart of per-second rates per key (xdplab.widgets.RatesChart;
+        options keys=None, field=None, window=30, interval=0.5). `keys` picks the rows/lines,
+        `field` the counter of struct values. Stops when closed or when the lab closes.
+        Made by the UI through xdplab.views (kind "map")."""
+        return views.view("map", self, chart=chart, **options)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """In a Jupyter kernel a map that ends a cell shows as its live MapView; front-ends
+        without widgets (and nbconvert, and a terminal) get None here and show _repr_html_ or
+        repr."""
+        return views.mimebundle("map", self, include, exclude)
+
+    def _repr_html_(self, limit=50):
+        def e(x):
+            return html.escape(str(x))
+        head = f"<b>{e(self.name)}</b> <small>{e(self._describe())}</small>"
+        rows, total, problem = self._shown(limit)
+        if problem or self.key_codec is None:
+            return head + (f" <small>({e(problem)})</small>" if problem else "")
+
+        def cols(codec, label):
+            return [n for n, _, _ in codec.fields] if codec.fields is not None else [label]
+
+        def cells(codec, v):
+            return list(v) if codec.fields is not None else [v]
+        kc, vc = cols(self.key_codec, "key"), cols(self.value_codec, "value")
+        th = "".join(f"<th>{e(c)}</th>" for c in kc + vc)
+        body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in
+                                        cells(self.key_codec, k) + cells(self.value_codec, v))
+                       + "</tr>" for k, v in rows)
+        notes = []
+        if total > len(rows):
+            notes.append(f"… {total - len(rows)} more entries")
+        if self.kind in ARRAYS:
+            notes.append("entries whose value is zero are hidden")
+        note = f"<br><small>{e('; '.join(notes))}</small>" if notes else ""
+        return f"{head}<table><tr>{th}</tr>{body}</table>{note}"
