@@ -13,6 +13,8 @@ from scapy.all import IP, UDP, Ether, raw
 
 import xdplab
 from xdplab import LabError, maps, netns
+from xdplab.lab.measure import measure
+from xdplab.maps import NATIVE
 
 ECHO_FRAME = 14 + 20 + 8 + 56          # what `ping` sends: Ethernet + IPv4 + ICMP + 56 bytes
 
@@ -347,3 +349,301 @@ def test_bulk_columns_decode_exactly_like_one_record_at_a_time(ctype, declared, 
         buf = memoryview(bytes(rng.randrange(256) for _ in range(n * stride))).cast("B")
         want = [codec.decode(buf, offset + i * stride) for i in range(n)]
         assert list(codec.column(buf, n, stride, offset)) == want
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+RULES = r"""
+#include "parsing_helpers.h"
+struct flow { u32 saddr; u32 daddr; u16 sport; u16 dport; u8 proto; };   /* network order */
+struct rule { u64 hits; u32 verdict; };
+BPF_HASH(rules, struct flow, struct rule, 4);
+
+int xdp_rules(struct xdp_md *ctx)
+{
+    void *data_end = (void *)(long)ctx->data_end;
+    struct hdr_cursor nh = { .pos = (void *)(long)ctx->data };
+    struct ethhdr *eth; struct iphdr *iph; struct udphdr *udph;
+
+    if (parse_ethhdr(&nh, data_end, &eth) != bpf_htons(ETH_P_IP)
+        || parse_iphdr(&nh, data_end, &iph) != IPPROTO_UDP || parse_udphdr(&nh, data_end, &udph) < 0)
+        return XDP_PASS;
+    struct flow f;
+    __builtin_memset(&f, 0, sizeof(f));
+    f.saddr = iph->saddr;
+    f.daddr = iph->daddr;
+    f.sport = udph->source;
+    f.dport = udph->dest;
+    f.proto = IPPROTO_UDP;
+    struct rule *r = rules.lookup(&f);
+    if (!r)
+        return XDP_PASS;
+    __sync_fetch_and_add(&r->hits, 1);
+    return r->verdict;
+}
+"""
+
+DEVMAP = r"""
+#include "parsing_helpers.h"
+BPF_DEVMAP(tx_port, 4);
+int xdp_tx_port(struct xdp_md *ctx) { return tx_port.redirect_map(0, 0); }
+"""
+
+
+def udp_received(host):
+    """UDP datagrams the host's stack has taken in (delivered or refused for want of a socket)."""
+    snmp = host.run(["cat", "/proc/net/snmp"]).stdout.splitlines()
+    udp = [line.split()[1:] for line in snmp if line.startswith("Udp:")]
+    counts = dict(zip(udp[0], map(int, udp[1])))
+    return counts["InDatagrams"] + counts["NoPorts"]
+
+
+def test_a_hash_of_structs_is_written_with_typed_keys_the_program_matches(pair):
+    """Keys go in as snapshot() gives them out: the program finds them by the packet's own
+    bytes, so an address or a port in the wrong byte order would match nothing."""
+    prog = pair.load(RULES)
+    prog.attach(pair.server)
+    rules = prog.maps["rules"]
+    assert rules.kinds == {"key": {"saddr": "ipv4", "daddr": "ipv4", "sport": "port", "dport": "port",
+                                   "proto": "proto"}, "value": {"hits": "int", "verdict": "action"}}
+    client, server = IPv4Address(pair.client.ip), IPv4Address(pair.server.ip)
+    dns = (client, server, 5353, 53, "UDP")
+    rules[dns] = (0, "XDP_DROP")
+    assert rules.snapshot() == {dns: (0, "XDP_DROP")} and rules[dns].verdict == "XDP_DROP"
+    assert dns in rules and (client, server, 5354, 53, "UDP") not in rules
+    # what the kernel holds, through bcc's own table: the fields in network order
+    (key, leaf), = prog.bpf["rules"].items()
+    assert (key.sport, key.dport, key.proto) == (socket.htons(5353), socket.htons(53), 17)
+    assert bytes(key)[:8] == bytes([10, 11, 0, 1, 10, 11, 0, 2]) and leaf.verdict == 1
+
+    before = udp_received(pair.server)
+    send_udp(pair.client, pair.server, 5353, 53, count=3)       # matched: dropped and counted
+    send_udp(pair.client, pair.server, 5354, 53, count=2)       # no rule: passed
+    assert rules[dns] == (3, "XDP_DROP")
+    assert udp_received(pair.server) - before == 2
+
+    # update: a dict of fields (the others zero), and a second rule, in one call
+    other = rules.key_codec.tuple_type(client, server, 5354, 53, "UDP")
+    rules.update({dns: {"verdict": "XDP_PASS"}, other: (0, 1)})   # 1: XDP_DROP by number
+    assert rules.snapshot() == {dns: (0, "XDP_PASS"), other: (0, "XDP_DROP")}
+    before = udp_received(pair.server)
+    send_udp(pair.client, pair.server, 5353, 53, count=2)
+    send_udp(pair.client, pair.server, 5354, 53, count=4)
+    assert rules.snapshot() == {dns: (2, "XDP_PASS"), other: (4, "XDP_DROP")}
+    assert udp_received(pair.server) - before == 2
+
+    del rules[other]
+    assert rules.snapshot() == {dns: (2, "XDP_PASS")} and len(prog.bpf["rules"]) == 1
+    send_udp(pair.client, pair.server, 5354, 53, count=1)
+    assert rules.snapshot() == {dns: (2, "XDP_PASS")}         # the deleted rule matches no more
+    with pytest.raises(KeyError, match="has no key"):
+        del rules[other]
+    assert rules.pop(other, None) is None and rules.get(other) is None
+    assert rules.pop(dns) == (2, "XDP_PASS") and rules.snapshot() == {}
+
+
+def test_bcc_key_and_leaf_objects_are_written_as_they_are(pair):
+    prog = pair.load(RULES)
+    table, rules = prog.bpf["rules"], prog.maps["rules"]
+    key = table.Key(int.from_bytes(bytes([10, 11, 0, 1]), NATIVE), 0, socket.htons(7), socket.htons(9), 17)
+    rules[key] = table.Leaf(5, 2)
+    assert rules.snapshot() == {(IPv4Address("10.11.0.1"), IPv4Address("0.0.0.0"), 7, 9, "UDP"):
+                                (5, "XDP_PASS")}
+    assert table[key].hits == 5
+    with pytest.raises(LabError, match="ctypes c_uint of 4 bytes; this takes 16 bytes"):
+        rules[key] = ctypes.c_uint32(1)
+
+
+def test_write_errors_name_the_map_the_key_and_the_fix(pair):
+    prog = pair.load(RULES)
+    rules = prog.maps["rules"]
+    ok = (IPv4Address("10.0.0.1"), IPv4Address("10.0.0.2"), 1, 2, "UDP")
+    with pytest.raises(LabError, match=r"map 'rules', key .*field sport: 70000 does not fit in a port") as e:
+        rules[(ok[0], ok[1], 70000, 2, "UDP")] = (0, 0)
+    assert "0 to 65535" in e.value.hint
+    with pytest.raises(LabError, match=r"field saddr: '10.0.0.300' is not an IPv4 address"):
+        rules[("10.0.0.300", ok[1], 1, 2, "UDP")] = (0, 0)
+    with pytest.raises(LabError, match=r"'flow' is a str, not a struct flow\(saddr, daddr, sport"):
+        rules["flow"] = (0, 0)
+    with pytest.raises(LabError, match=r"value for key .*has 1 values; struct rule\(hits, verdict\) has 2"):
+        rules[ok] = (1,)
+    with pytest.raises(LabError, match=r"field verdict: 'XDP_DORP' is not a name"):
+        rules[ok] = (0, "XDP_DORP")
+    with pytest.raises(LabError, match=r"field hits: -1 does not fit in a unsigned 64-bit"):
+        rules[ok] = (-1, 0)
+    with pytest.raises(LabError, match="has no field 'packets'") as e:
+        rules[ok] = {"packets": 1}
+    assert "hits, verdict" in e.value.hint
+    assert rules.snapshot() == {}                        # nothing was written by the failures
+    many = {(ok[0], ok[1], port, 2, "UDP"): (port, 0) for port in range(1, 6)}
+    with pytest.raises(LabError, match=r"map 'rules' is full: it holds max_entries=4") as e:
+        rules.update(many)
+    assert "delete entries first" in e.value.hint and len(rules) == 4
+    with pytest.raises(LabError, match="takes a mapping or \\(key, value\\) pairs"):
+        rules.update([ok])
+    src = pair.load(BY_SOURCE).maps["src_count"]
+    with pytest.raises(LabError, match="key 'server': 'server' is not an IPv4 address"):
+        src["server"] = 1
+    src["10.11.0.2"] = 2**64 - 1                      # a str address is fine, so is the biggest u64
+    assert src.snapshot() == {IPv4Address("10.11.0.2"): 2**64 - 1}
+    with pytest.raises(LabError, match="2.0 is a float"):
+        src["10.11.0.2"] = 2.0
+    prog.close()
+    with pytest.raises(LabError, match="closed"):
+        rules[ok] = (0, 0)
+    with pytest.raises(LabError, match="closed"):
+        del rules[ok]
+
+
+def test_per_cpu_writes_set_every_cpu_or_each(pair):
+    prog = pair.load(COUNT_IPV4)
+    prog.attach(pair.server)
+    m, n = prog.maps["counters"], prog.maps["counters"].ncpus
+    m["XDP_PASS"] = (10, 1000)                        # one value: every CPU's copy
+    assert m.snapshot(per_cpu=True)["XDP_PASS"] == ((10, 1000),) * n
+    assert m["XDP_PASS"] == (10 * n, 1000 * n)        # read back summed, as snapshot() does
+    m["XDP_PASS"] = [(cpu, 0) for cpu in range(n)]    # one value per CPU
+    out = pair.client.run(["taskset", "-c", "0", "ping", "-4", "-n", "-c", "3", "-i", "0.05",
+                           "-W", "1", pair.server.ip])
+    assert "3 received" in out.stdout
+    per_cpu = m.snapshot(per_cpu=True)["XDP_PASS"]    # the program added to what was written
+    assert per_cpu[0] == (3, 3 * ECHO_FRAME) and [c.packets for c in per_cpu[1:]] == list(range(1, n))
+    with pytest.raises(LabError, match=f"{n + 1} values for {n} CPUs"):
+        m["XDP_PASS"] = [(0, 0)] * (n + 1)
+    table = prog.bpf["counters"]                      # bcc's per-CPU Leaf: one slot per CPU
+    m["XDP_TX"] = table.Leaf(*[table.sLeaf(cpu, 2 * cpu) for cpu in range(n)])
+    assert m.snapshot(per_cpu=True)["XDP_TX"] == tuple((cpu, 2 * cpu) for cpu in range(n))
+    with pytest.raises(LabError, match="arrays cannot delete") as e:
+        del m["XDP_PASS"]
+    assert e.value.hint == "set the value to zero instead: prog.maps['counters']['XDP_PASS'] = (0, 0)"
+    with pytest.raises(LabError, match=r"map 'counters' has slots 0 to 4: key 5 is past its end"):
+        m[5] = (0, 0)
+
+    big = pair.load(BIG)
+    pc = big.maps["big_percpu"]                       # a per-CPU hash of plain u64
+    pc.update({1: 5, 2: list(range(n))})
+    assert pc.snapshot(per_cpu=True) == {1: (5,) * n, 2: tuple(range(n))}
+    three = big.maps["three_pc"]                      # 12-byte structs in 16-byte CPU slots
+    three[2] = [(cpu, cpu + 1, cpu + 2) for cpu in range(n)]
+    assert three.snapshot(per_cpu=True)[2] == tuple((cpu, cpu + 1, cpu + 2) for cpu in range(n))
+    three.clear()
+    assert three.snapshot(skip_zero=True) == {}
+
+
+def test_an_array_slot_written_with_an_ifindex_redirects(line):
+    """Lesson 10's `target`: a plain array of u32 that the program reads an ifindex from."""
+    client, router, server = line.client, line.router, line.server
+    prog = line.load("lesson10_redirect.c")
+    target = prog.maps["target"]
+    target[0] = router.iface(server).ifindex
+    assert target.snapshot() == {0: router.iface(server).ifindex} == {0: prog.bpf["target"][0].value}
+    prog.attach(router.iface(client), mode="generic", fix_veth=False)
+    frame = Ether(dst=server.mac) / IP(dst=server.ip) / UDP(dport=9)
+    with measure(prog.maps["counters"]) as redirected:
+        before = udp_received(server)
+        client.send(frame, count=20)
+        arrived = udp_received(server) - before
+    assert redirected["counters"]["XDP_REDIRECT"].packets == 20 == arrived
+    with pytest.raises(LabError, match="arrays cannot delete") as e:
+        del target[0]
+    assert e.value.hint.endswith("prog.maps['target'][0] = 0")
+    target[0] = 0                                     # 0: every frame passes to the stack
+    with measure(prog.maps["counters"]) as passed:
+        client.send(frame, count=5)
+    assert passed["counters"]["XDP_PASS"].packets == 5 and "XDP_REDIRECT" not in passed["counters"]
+
+
+def test_a_devmap_takes_interfaces_and_writes_them_in_their_host(line):
+    client, router, server = line.client, line.router, line.server
+    prog = line.load(DEVMAP)
+    tx = prog.maps["tx_port"]
+    assert tx.kind == "devmap"
+    with pytest.raises(LabError, match="an ifindex means an interface of one host .* nowhere yet") as e:
+        tx[0] = router.iface(server).ifindex
+    assert "router.iface(server)" in e.value.hint
+    tx[0] = router.iface(server)                      # an interface: written inside the router
+    assert tx.snapshot() == {0: router.iface(server).ifindex}
+    prog.attach(router.iface(client), mode="generic")
+    frame = Ether(dst=server.mac) / IP(dst=server.ip) / UDP(dport=9)
+    before = udp_received(server)
+    client.send(frame, count=10)
+    assert udp_received(server) - before == 10
+    tx[1] = f"router:{router.iface(client).name}"     # an int now means an interface of the router
+    tx[0] = router.iface(server).ifindex
+    assert tx.snapshot() == {0: router.iface(server).ifindex, 1: router.iface(client).ifindex}
+    assert len(tx) == 2
+    del tx[0]                                         # an empty slot: redirect_map aborts
+    before = udp_received(server)
+    client.send(frame, count=10)
+    assert udp_received(server) == before and tx.snapshot() == {1: router.iface(client).ifindex}
+    with pytest.raises(LabError, match="is not an interface of this lab"):
+        tx[2] = 3.5
+    with xdplab.Lab.pair() as other:
+        with pytest.raises(LabError, match="belongs to another lab"):
+            tx[2] = other.server.iface()
+    tx.clear()
+    assert tx.snapshot() == {}
+
+
+def test_a_program_array_takes_program_fds(line):
+    client, router, server = line.client, line.router, line.server
+    d = line.load("lesson10_dispatcher.c")
+    chain = d.maps["chain"]
+    d.attach(router.iface(client))
+    chain[0], chain[1] = d.fd("count_all"), d.fd("drop_port_9")
+    mixed = [IP(dst=server.ip) / UDP(dport=p) for p in (9, 53)]
+    with measure(d.maps["seen"], d.maps["dropped"]) as chained:
+        client.send(mixed, count=10)
+    assert chained["seen"] == {0: 20, 1: 20} and chained["dropped"] == {0: 10}
+    del chain[1]
+    with pytest.raises(KeyError, match="slot 1 is empty"):
+        del chain[1]
+    with measure(d.maps["seen"], d.maps["dropped"]) as shorter:
+        client.send(mixed, count=10)
+    assert shorter["seen"] == {0: 20} and not shorter["dropped"]
+    with pytest.raises(LabError, match="program array: slot 2 takes the file descriptor") as e:
+        chain[2] = 1 << 20
+    assert "prog.fd('function_name')" in e.value.hint
+    with pytest.raises(LabError, match="which has no snapshot"):
+        chain.snapshot()
+    chain.clear()
+    with measure(d.maps["seen"]) as empty:
+        client.send(mixed, count=10)
+    assert not empty["seen"]
+
+
+@pytest.mark.parametrize("ctype, declared", [
+    (_Bulk, None), (_NoBits, {"saddr": "ipv4_host", "sport": "int", "proto": "int"}),
+    (_NoBits, {"packets": "be", "h_proto": "ethertype", "delta": "int"}),
+    (ctypes.c_uint32, "ipv4"), (ctypes.c_uint32, "ipv4_host"), (ctypes.c_uint16, "port"),
+    (ctypes.c_uint16, "ethertype"), (ctypes.c_uint8, "proto"), (ctypes.c_uint32, "action"),
+    (ctypes.c_int64, None), (ctypes.c_int16, "be"), (ctypes.c_uint8 * 6, "mac"),
+    (ctypes.c_uint8 * 16, "ipv6"), (ctypes.c_uint8 * 5, "bytes"), (ctypes.c_uint64 * 3, None)])
+def test_encode_gives_back_the_bytes_decode_read(ctype, declared):
+    """Writes are the inverse of reads: random bytes decoded, then encoded, are the same bytes
+    but for a struct's padding (zero), which no field reads (char arrays hold ASCII here: other
+    bytes are read with replacement characters)."""
+    import random
+    rng = random.Random(99)
+    codec = maps.make_codec(ctype, "m", None, declared, top=True)
+    for _ in range(300):
+        b = bytearray(rng.randrange(256) for _ in range(codec.size))
+        if hasattr(ctype, "name"):
+            b[ctype.name.offset:ctype.name.offset + 5] = bytes(rng.randrange(1, 128) for _ in range(5))
+        value = codec.decode(bytes(b), 0)
+        if codec.fields is None:
+            assert codec.encode(value) == bytes(b), value
+        else:
+            encoded = codec.encode(value)
+            assert codec.decode(encoded, 0) == value
+            assert encoded != bytes(b) and codec.encode(dict(value._asdict())) == encoded
+            padded = ctype.from_buffer_copy(encoded)
+            assert bytes(padded) == encoded and codec.encode(padded) == encoded
+        assert codec.encode(ctype.from_buffer_copy(b)) == bytes(b)
+
+
+def test_a_port_widened_into_a_u32_is_written_as_the_program_stores_it():
+    """`u32 port = udph->dest;` holds the two packet bytes in the low half of a CPU-order u32."""
+    codec = maps.make_codec(ctypes.c_uint32, "dport", None, "port", top=True)
+    assert codec.encode(53) == int.from_bytes(bytes([0, 53]), NATIVE).to_bytes(4, NATIVE)
+    assert codec.decode(codec.encode(8080), 0) == 8080

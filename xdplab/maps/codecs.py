@@ -1,5 +1,6 @@
 """Codecs: how a key, value or field is read from raw map bytes (one record at a time, or a whole
-batch buffer's column at once), chosen from bcc's ctypes type, BTF hints, names and declare()."""
+batch buffer's column at once) and written back to them (encode), chosen from bcc's ctypes type,
+BTF hints, names and declare()."""
 import collections
 import ctypes
 import ipaddress
@@ -12,17 +13,51 @@ from xdplab.maps.kinds import (ETHERTYPES, IP_PROTOS, KINDS, NATIVE, XDP_ACTIONS
                                _words)
 
 
+_CTYPES = (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array)
+
+
 class Codec:
-    """How one key, value or field is read from raw map bytes: `decode(buf, offset)`.
+    """How one key, value or field is read from raw map bytes: `decode(buf, offset)`, and written
+    to them: `encode(value)` → `size` bytes (the inverse: encode(decode(b, 0)) gives b back, but
+    for padding and bytes a kind does not read).
     `kind` is one of KINDS; a struct has `fields` [(name, codec, offset)] and makes `tuple_type`
     values, an array has `elem` (the codec of its items) and makes tuples. `counter` marks
     numbers that add up (summed over CPUs, turned into rates)."""
 
-    def __init__(self, kind, decode, fields=None, tuple_type=None, elem=None, bulk=None):
+    def __init__(self, kind, decode, fields=None, tuple_type=None, elem=None, bulk=None,
+                 encode=None, size=None):
         self.kind, self.decode = kind, decode
         self.fields, self.tuple_type, self.elem = fields, tuple_type, elem
         self.counter = kind in ("int", "be")
         self._bulk = bulk
+        self._encode, self.size = encode, size
+
+    def encode(self, value):
+        """The `size` bytes that hold `value` — given as decode() gives it out (an int, an
+        IPv4Address, "UDP", a named tuple...), as a ctypes object of the same size (bcc's Key and
+        Leaf), or for a struct as a dict of some of its fields (the others zero). Raises LabError
+        when the value has the wrong type or does not fit."""
+        if isinstance(value, _CTYPES):
+            if ctypes.sizeof(value) != self.size:
+                raise LabError(f"{_show(value)} is a ctypes {type(value).__name__} of "
+                               f"{ctypes.sizeof(value)} bytes; this takes {self.size} bytes",
+                               f"give {self.example()}")
+            return bytes(value)
+        return self._encode(value)
+
+    def zero(self):
+        """The value that all-zero bytes hold (what an array slot holds before any write)."""
+        return self.decode(bytes(self.size), 0)
+
+    def example(self):
+        """What to give encode(), in words with an example (for hints)."""
+        if self.fields is not None:
+            names = [n for n, _, _ in self.fields]
+            return (f"a {self.tuple_type.__name__}({', '.join(names)}), a tuple of {len(names)} "
+                    f"values or a dict of fields, e.g. {{{names[0]!r}: ...}}")
+        if self.elem is not None:
+            return f"a tuple of {self.size // self.elem.size} items, each {self.elem.example()}"
+        return _EXAMPLES[self.kind].format(size=self.size, bits=8 * self.size)
 
     def column(self, mv, n, stride, offset=0):
         """The values of `n` records `stride` bytes apart in byte memoryview `mv`, this one at
@@ -76,7 +111,126 @@ def _scalar_codec(kind, size, signed=False):
         "str": lambda b, o: bytes(b[o:o + size]).split(b"\0", 1)[0].decode("utf-8", "replace"),
         "bytes": lambda b, o: bytes(b[o:o + size]),
     }[kind]
-    return Codec(kind, decode, bulk=_bulk_reader(kind, size, signed))
+    return Codec(kind, decode, bulk=_bulk_reader(kind, size, signed),
+                 encode=_scalar_encoder(kind, size, signed), size=size)
+
+
+_EXAMPLES = {
+    "int": "an int that fits {bits} bits, e.g. 5",
+    "be": "an int that fits {bits} bits, e.g. 5 (stored in network byte order)",
+    "ipv4": "an IPv4 address, e.g. IPv4Address('10.11.0.1') or '10.11.0.1'",
+    "ipv4_host": "an IPv4 address, e.g. IPv4Address('10.11.0.1') or '10.11.0.1'",
+    "ipv6": "an IPv6 address, e.g. IPv6Address('fd00::1') or 'fd00::1'",
+    "port": "a port number from 0 to 65535, e.g. 53",
+    "proto": "a protocol name such as 'UDP', 'TCP', 'ICMP', or its number (17)",
+    "ethertype": "an EtherType name such as 'IPv4', 'IPv6', 'ARP', or its number (0x0800)",
+    "action": "an XDP action such as 'XDP_PASS' or 'XDP_DROP', or its number (2)",
+    "mac": "a MAC address, e.g. '02:58:4c:00:00:01'",
+    "str": "a str of at most {size} bytes",
+    "bytes": "bytes of length {size}",
+}
+
+
+def _show(value, limit=100):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _misfit(value, kind, size, why=None):
+    """The LabError for a value that cannot be stored as `kind`."""
+    why = why or f"is a {type(value).__name__}"
+    return LabError(f"{_show(value)} {why}", f"give {_EXAMPLES[kind].format(size=size, bits=8 * size)}")
+
+
+def _number(value, kind, size, signed=False, names=None):
+    """`value` as an int that fits `size` bytes; a name of `names` ({number: name}) too."""
+    if isinstance(value, str) and names:
+        wanted = value.strip().upper()
+        for number, name in names.items():
+            if str(name).upper() == wanted:
+                return number
+        raise _misfit(value, kind, size, f"is not a name this knows ({', '.join(map(str, names.values()))})")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise _misfit(value, kind, size) from None
+    lo, hi = (-(1 << (8 * size - 1)), (1 << (8 * size - 1)) - 1) if signed else (0, (1 << 8 * size) - 1)
+    if kind in ("port", "ethertype"):
+        lo, hi = 0, 0xFFFF
+    if not lo <= number <= hi:
+        what = {"port": "a port", "ethertype": "an EtherType"}.get(
+            kind, f"a {'signed' if signed else 'unsigned'} {8 * size}-bit number")
+        raise LabError(f"{number} does not fit in {what} (from {lo} to {hi})",
+                       f"give a number from {lo} to {hi}")
+    return number
+
+
+def _address(value, kind, size, cls):
+    version = 4 if cls is ipaddress.IPv4Address else 6
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, ipaddress._BaseAddress):
+        raise _misfit(value, kind, size, f"is an IPv{value.version} address")
+    if isinstance(value, (str, bytes, int)) and not isinstance(value, bool):
+        try:
+            return cls(value)
+        except ValueError:
+            raise _misfit(value, kind, size, f"is not an IPv{version} address") from None
+    raise _misfit(value, kind, size)
+
+
+def _scalar_encoder(kind, size, signed=False):
+    """encode(value) → `size` bytes for scalar `kind`: the inverse of _scalar_codec's decode."""
+    def native(v):
+        return v.to_bytes(size, NATIVE, signed=signed)
+
+    def be16(number):                      # the inverse of low16_be: network order, maybe widened
+        if size == 2:
+            return number.to_bytes(2, "big")
+        return int.from_bytes(number.to_bytes(2, "big"), NATIVE).to_bytes(size, NATIVE)
+
+    def mac(v):
+        if isinstance(v, (bytes, bytearray)) and len(v) == 6:
+            return bytes(v)
+        parts = v.replace("-", ":").split(":") if isinstance(v, str) else []
+        try:
+            if len(parts) == 6 and all(1 <= len(p) <= 2 for p in parts):
+                return bytes(int(p, 16) for p in parts)
+        except ValueError:
+            pass
+        raise _misfit(v, "mac", size, None if not isinstance(v, str) else "is not a MAC address")
+
+    def text(v):
+        if isinstance(v, str):
+            v = v.encode()
+        if not isinstance(v, (bytes, bytearray)):
+            raise _misfit(v, "str", size)
+        if len(v) > size:
+            raise LabError(f"{_show(v)} is {len(v)} bytes long; the char array holds {size}",
+                           f"give a shorter str (at most {size} bytes)")
+        return bytes(v).ljust(size, b"\0")
+
+    def raw(v):
+        if not isinstance(v, (bytes, bytearray, memoryview)) or len(v) != size:
+            raise _misfit(v, "bytes", size, f"is not {size} bytes" if isinstance(
+                v, (bytes, bytearray, memoryview)) else None)
+        return bytes(v)
+
+    actions = dict(enumerate(XDP_ACTIONS))
+    return {
+        "int": lambda v: native(_number(v, kind, size, signed)),
+        "be": lambda v: _number(v, kind, size).to_bytes(size, "big"),
+        "ipv4": lambda v: _address(v, kind, size, ipaddress.IPv4Address).packed,
+        "ipv4_host": lambda v: int(_address(v, kind, size, ipaddress.IPv4Address)).to_bytes(4, NATIVE),
+        "ipv6": lambda v: _address(v, kind, size, ipaddress.IPv6Address).packed,
+        "port": lambda v: be16(_number(v, kind, size)),
+        "ethertype": lambda v: be16(_number(v, kind, size, names=ETHERTYPES)),
+        "proto": lambda v: native(_number(v, kind, size, signed, names=IP_PROTOS)),
+        "action": lambda v: native(_number(v, kind, size, signed, names=actions)),
+        "mac": mac,
+        "str": text,
+        "bytes": raw,
+    }[kind]
 
 
 def _ints(code, order):
@@ -201,7 +355,8 @@ def make_codec(ctype, name=None, hints=None, declared=None, top=False):
             obj = ctype.from_buffer_copy(b[o:o + size]) if bits else None
             return tuple_type(*[getattr(obj, n) if off is None else d(b, o + off)
                                 for n, d, off in subs])
-        return Codec(None, decode, fields, tuple_type)
+        return Codec(None, decode, fields, tuple_type, size=size,
+                     encode=_struct_encoder(ctype, fields, tuple_type, size))
     if issubclass(ctype, ctypes.Array):
         elem = ctype._type_
         if elem is ctypes.c_char and declared in (None, "str"):
@@ -212,12 +367,76 @@ def make_codec(ctype, name=None, hints=None, declared=None, top=False):
             return _scalar_codec(kind, size)                 # the whole array is one value
         sub = make_codec(elem, name, hints, kind)
         offsets = range(0, size, esize)
+        def encode_array(v):
+            if not isinstance(v, (tuple, list)) or len(v) != len(offsets):
+                raise LabError(f"{_show(v)} is not a tuple of {len(offsets)} items",
+                               f"give a tuple of {len(offsets)} items, each {sub.example()}")
+            return b"".join(_part(sub, x, f"item {i}") for i, x in enumerate(v))
         return Codec(f"{sub.kinds()}[{ctype._length_}]",
-                     lambda b, o: tuple(sub.decode(b, o + i) for i in offsets), elem=sub)
+                     lambda b, o: tuple(sub.decode(b, o + i) for i in offsets), elem=sub,
+                     encode=encode_array, size=size)
     integer, signed = _ctype_integer(ctype)
     kind = declared or _infer(name, size, hints, integer, top) or "bytes"
     _check_size(kind, size, name)
     return _scalar_codec(kind, size, signed)
+
+
+def _part(codec, value, where):
+    """codec.encode(value), its errors saying `where` (a field name, an item number)."""
+    try:
+        return codec.encode(value)
+    except LabError as e:
+        raise LabError(f"{where}: {e.message}", e.hint) from None
+
+
+def _struct_encoder(ctype, fields, tuple_type, size):
+    """encode(value) for a struct (or union) whose fields are [(name, codec, offset)] (offset
+    None: a bitfield, written through ctypes). Fields left out of a dict are zero."""
+    names = [n for n, _, _ in fields]
+    shown = f"{ctype.__name__ or 'struct'}({', '.join(names)})"
+
+    def items(v):
+        if isinstance(v, dict):
+            unknown = [k for k in v if k not in names]
+            if unknown:
+                raise LabError(f"struct {ctype.__name__} has no field {', '.join(map(repr, unknown))}",
+                               f"its fields: {', '.join(names)}")
+            return [(n, v[n]) for n in names if n in v]
+        if isinstance(v, (tuple, list)):
+            if len(v) != len(names):
+                raise LabError(f"{_show(v)} has {len(v)} values; struct {shown} has {len(names)}",
+                               f"give one value per field: {tuple_type.__name__}({', '.join(names)}), "
+                               "or a dict of the fields to set")
+            return list(zip(names, v))
+        raise LabError(f"{_show(v)} is a {type(v).__name__}, not a struct {shown}",
+                       f"give a {tuple_type.__name__}(...), a tuple of {len(names)} values, or a "
+                       f"dict such as {{{names[0]!r}: ...}}")
+    by_name = {n: (c, off) for n, c, off in fields}
+
+    def encode(v):
+        buf, bits = bytearray(size), []
+        for n, x in items(v):
+            c, off = by_name[n]
+            if off is None:
+                bits.append((n, x))
+                continue
+            b = _part(c, x, f"field {n}")
+            if any(b):          # zeros need no write (and do not clobber a union's other member)
+                buf[off:off + len(b)] = b
+        if bits:
+            obj = ctype.from_buffer(buf)
+            for n, x in bits:
+                try:
+                    setattr(obj, n, operator.index(x))
+                except TypeError:
+                    raise LabError(f"field {n}: {_show(x)} is a {type(x).__name__}",
+                                   "give an int") from None
+                if getattr(obj, n) != x:
+                    raise LabError(f"field {n}: {x} does not fit in its bits",
+                                   f"give a smaller number (the field reads back as {getattr(obj, n)})")
+            del obj
+        return bytes(buf)
+    return encode
 
 
 def _check_size(kind, size, name):

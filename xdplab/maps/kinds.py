@@ -1,6 +1,6 @@
 """What kind of map a map is, and the words xdplab reads names by: map types (MAP_TYPES, in the
-kernel's enum bpf_map_type order), which ones are arrays, which have no entries to read, the KINDS
-a key, value or field is typed as."""
+kernel's enum bpf_map_type order), which ones are arrays, which have no entries to read or cannot
+delete, the KINDS a key, value or field is typed as."""
 import re
 import sys
 
@@ -20,6 +20,9 @@ MAP_TYPES = ("unspec", "hash", "array", "prog_array", "perf_event_array", "percp
              "stack", "sk_storage", "devmap_hash", "struct_ops", "ringbuf", "inode_storage",
              "task_storage", "bloom_filter", "user_ringbuf", "cgrp_storage", "arena")
 ARRAYS = {"array", "percpu_array", "devmap", "cpumap", "xskmap", "cgroup_array"}
+ZEROED = {"array", "percpu_array"}     # every slot always holds a value: none can be deleted
+WRITE_ONLY = {"prog_array"}            # written (program fds) and emptied, never snapshot
+NETNS_VALUES = {"devmap", "devmap_hash"}   # values are ifindexes of the writer's namespace
 NOT_READABLE = {"prog_array", "perf_event_array", "ringbuf", "user_ringbuf", "queue", "stack",
                 "bloom_filter", "stack_trace", "array_of_maps", "hash_of_maps", "sockmap",
                 "sockhash", "reuseport_sockarray", "struct_ops", "arena"}

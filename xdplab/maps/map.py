@@ -1,5 +1,6 @@
 """Map and Maps: one BPF map of a loaded program (prog.maps["name"]), read, written, pinned and
-shown; see xdplab.maps for the typing."""
+shown; see xdplab.maps for the typing. A Map is a typed mutable mapping: m[key], m[key] = value,
+del m[key], m.update(...), m.clear(), key in m, iteration over the keys of a snapshot."""
 import collections.abc
 import ctypes
 import errno
@@ -12,15 +13,22 @@ from pathlib import Path
 
 from xdplab import views
 from xdplab.errors import LabError, SetupError
+from xdplab.kernel import netns
 from xdplab.kernel.libbpf import errno_of, libbcc, libbpf, map_info
 from xdplab.lab.reaper import PIN_ROOT
 from xdplab.maps.btf import btf_hints
-from xdplab.maps.codecs import _ctype_integer, make_codec
+from xdplab.maps.codecs import _CTYPES, _ctype_integer, _part, _show, make_codec
 from xdplab.maps.counters import combine, rates
-from xdplab.maps.kinds import (ARRAYS, MAP_TYPES, NATIVE, NOT_READABLE, _ACTION_WORDS, _COUNT_WORDS,
-                               _INDEXED, _words)
+from xdplab.maps.kinds import (ARRAYS, MAP_TYPES, NATIVE, NETNS_VALUES, NOT_READABLE, WRITE_ONLY,
+                               ZEROED, _ACTION_WORDS, _COUNT_WORDS, _INDEXED, _words)
 
 BATCH_CHUNK = 8192             # entries per BPF_MAP_LOOKUP_BATCH call
+_BATCH_KINDS = {"hash", "lru_hash", "percpu_hash", "lru_percpu_hash", "array", "percpu_array"}
+
+
+class MissingKey(LabError, KeyError):
+    """A key the map does not hold: a LabError with the usual fix, and a KeyError, so that
+    `key in m`, `m.get(key)` and `m.pop(key, None)` work as with a dict."""
 
 
 def table_names(bpf):
@@ -39,6 +47,13 @@ def table_facts(bpf, name):
     lib, bname = libbcc(), name.encode()
     return (lib.bpf_table_fd(bpf.module, bname), lib.bpf_table_key_desc(bpf.module, bname).decode(),
             lib.bpf_table_leaf_desc(bpf.module, bname).decode())
+
+
+def _plain(value):
+    """`value` with named tuples as plain tuples: what a learner can type back (repr)."""
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return value
 
 
 class Maps(collections.abc.Mapping):
@@ -70,8 +85,10 @@ class Maps(collections.abc.Mapping):
         return f"<Maps {', '.join(self._names)}>"
 
 
-class Map:
-    """One BPF map of a program; see the module doc."""
+class Map(collections.abc.MutableMapping):
+    """One BPF map of a program; see the module doc. Two Maps are equal only when they are the
+    same object (compare m.snapshot()s for their contents)."""
+    __eq__, __hash__ = object.__eq__, object.__hash__
 
     def __init__(self, program, name):
         from bcc import BPF
@@ -86,14 +103,13 @@ class Map:
         self._slot = (self.value_size + 7) // 8 * 8 if self.percpu else self.value_size
         self._vsize = self._slot * self.ncpus          # what one lookup returns
         self.Key = self.Leaf = None
-        if self.kind not in NOT_READABLE:
+        if self.kind not in NOT_READABLE or self.kind in WRITE_ONLY:
             # the ctypes types bcc derives from the C declarations (without building its Table)
             self.Key = BPF._decode_table_type(json.loads(key_desc))
             self.Leaf = BPF._decode_table_type(json.loads(leaf_desc))
         self._hints = btf_hints(info.btf_id, info.btf_key_type_id, info.btf_value_type_id)
         self._declared = {"key": None, "value": None}
-        self._batch_ok = self.kind in {"hash", "lru_hash", "percpu_hash", "lru_percpu_hash",
-                                       "array", "percpu_array"}
+        self._batch_ok = self.kind in _BATCH_KINDS
         self._last = None                              # (time, snapshot) for rates()
         self.read_method = None
         self._codecs()
@@ -106,8 +122,12 @@ class Map:
                     and words & _COUNT_WORDS))
 
     def _codecs(self):
-        if self.Key is None:
+        self._wcodecs = None           # (key codec, value codec) for writes
+        if self.Key is None or self.kind in NOT_READABLE:
             self.key_codec = self.value_codec = None
+            if self.Key is not None:   # a program array: slot numbers and program fds
+                self._wcodecs = (make_codec(self.Key, self.name, None, "int", top=True),
+                                 make_codec(self.Leaf, self.name, None, "int", top=True))
             return
         key_kind = self._declared["key"]
         integer, _ = _ctype_integer(self.Key)
@@ -118,6 +138,7 @@ class Map:
         self.key_codec = make_codec(self.Key, self.name, self._hints[0], key_kind, top=True)
         self.value_codec = make_codec(self.Leaf, None, self._hints[1], self._declared["value"],
                                       top=True)
+        self._wcodecs = (self.key_codec, self.value_codec)
 
     def declare(self, key=None, value=None):
         """Say how to read keys and/or values: a kind (see xdplab.maps.KINDS) for a scalar, or
@@ -140,7 +161,7 @@ class Map:
     @property
     def kinds(self):
         """How keys and values are read: {'key': kind or {field: kind}, 'value': ...}."""
-        self._readable()
+        self.ensure_readable()
         return {"key": self.key_codec.kinds(), "value": self.value_codec.kinds()}
 
     # -- reading ------------------------------------------------------------------------------------
@@ -149,7 +170,10 @@ class Map:
             raise LabError(f"the program owning map {self.name!r} is closed",
                            "load it again (lab.load(...)) and read its maps before closing it")
 
-    def _readable(self):
+    def ensure_readable(self):
+        """Raise the LabError that says why this map cannot be read — its program is closed, or
+        it is a map type without entries to read (ringbuf, perf_event_array, prog_array...) —
+        and return the map when it can be. Views call it before they start showing a map."""
         self._check()
         if self.key_codec is None:
             how = {"ringbuf": "it carries events, not entries",
@@ -158,6 +182,7 @@ class Map:
             raise LabError(f"map {self.name!r} is a {self.kind} map, which has no snapshot"
                            + (f": {how}" if how else ""),
                            f"read it with bcc's own API: prog.bpf[{self.name!r}]")
+        return self
 
     @property
     def table(self):
@@ -217,7 +242,7 @@ class Map:
         return [(b"".join(keys), b"".join(vals), n)] if n else []
 
     def _raw(self, batch=None):
-        self._readable()
+        self.ensure_readable()
         if batch is not False and self._batch_ok:
             chunks = self._raw_batch()
             if chunks is not None:
@@ -262,7 +287,7 @@ class Map:
 
     def __len__(self):
         """Entries in the map (for arrays: max_entries — every slot of an array exists)."""
-        if self.kind in ARRAYS:
+        if self.kind in ZEROED:
             return self.max_entries
         return sum(n for _, _, n in self._raw())
 
@@ -277,12 +302,211 @@ class Map:
         self._last = (now, cur)
         return rates(prev, cur, now - t0, self.value_codec)
 
+    # -- one key: reading -----------------------------------------------------------------------
+    def __getitem__(self, key):
+        """The value of `key` now, typed as in snapshot() (per-CPU values summed); MissingKey (a
+        KeyError) when the map does not hold it."""
+        self.ensure_readable()
+        kb = self._key_bytes(key)
+        val = ctypes.create_string_buffer(self._vsize)
+        rc = libbpf().bpf_map_lookup_elem(self.fd, kb, val)
+        if rc != 0:
+            err = errno_of(rc)
+            if err == errno.ENOENT:
+                raise self._missing(key, "read")
+            raise LabError(f"reading key {_show(key)} of map {self.name!r} failed: {os.strerror(err)}")
+        vc, mv = self.value_codec, memoryview(val.raw)
+        if not self.percpu:
+            return vc.decode(mv, 0)
+        return combine(vc, [vc.decode(mv, cpu * self._slot) for cpu in range(self.ncpus)])
+
+    def __iter__(self):
+        """The keys of a snapshot taken now."""
+        return iter(self.snapshot())
+
+    def keys(self):
+        """The keys of a snapshot taken now (a dict view: it does not change with the map)."""
+        return self.snapshot().keys()
+
+    def values(self):
+        """The values of a snapshot taken now."""
+        return self.snapshot().values()
+
+    def items(self):
+        """The (key, value) pairs of a snapshot taken now."""
+        return self.snapshot().items()
+
+    def _missing(self, key, doing):
+        if self.kind in _INDEXED:
+            where = f"its keys are 0 to {self.max_entries - 1}"
+            if self.kind not in ZEROED:
+                where += " and slot " + repr(key) + " is empty"
+        else:
+            where = "look first: key in m, m.get(key), or m.snapshot() for every entry"
+        if doing == "delete":
+            where += "; m.pop(key, None) deletes a key only if it is there"
+        return MissingKey(f"map {self.name!r} has no key {_show(key)}", where)
+
     # -- writing ------------------------------------------------------------------------------------
-    def clear(self):
-        """Remove every entry (arrays: set every value to zero)."""
-        self._readable()
+    def _writer(self):
+        """(key codec, value codec) for writes; raises when the map cannot be written."""
+        self._check()
+        if self._wcodecs is None:
+            raise LabError(f"map {self.name!r} is a {self.kind} map, which xdplab cannot write",
+                           f"write it with bcc's own API: prog.bpf[{self.name!r}]")
+        return self._wcodecs
+
+    def _key_bytes(self, key):
+        kc, _ = self._writer()
+        try:
+            return kc.encode(key)
+        except LabError as e:
+            raise LabError(f"map {self.name!r}, key {_show(key)}: {e.message}", e.hint) from None
+
+    def _per_cpu_values(self, vc, value):
+        """Whether `value` for a per-CPU map is one value per CPU (a list or plain tuple of values)
+        rather than one value for every CPU."""
+        if not isinstance(value, (list, tuple)) or hasattr(value, "_fields"):
+            return False
+        if vc.fields is None and vc.elem is None:          # scalar values: a sequence is per CPU
+            return True
+        return len(value) > 0 and all(isinstance(v, (tuple, list, dict, *_CTYPES)) for v in value)
+
+    def _value_bytes(self, key, value):
+        """(bytes to write, namespace to write them from or None) for `value` at `key`."""
+        _, vc = self._writer()
+        ns = None
+        try:
+            if self.kind in NETNS_VALUES:
+                value, ns = self._ifindex(key, value)
+            if not self.percpu:
+                return vc.encode(value), ns
+            if isinstance(value, _CTYPES) and ctypes.sizeof(value) == self._vsize != vc.size:
+                return bytes(value), ns                 # bcc's per-CPU Leaf: every CPU's slot
+            if self._per_cpu_values(vc, value):
+                if len(value) != self.ncpus:
+                    raise LabError(f"{len(value)} values for {self.ncpus} CPUs",
+                                   f"give one value (it goes to every CPU) or a list of "
+                                   f"{self.ncpus}, one per possible CPU")
+                parts = [_part(vc, v, f"CPU {cpu}") for cpu, v in enumerate(value)]
+            else:
+                parts = [vc.encode(value)] * self.ncpus
+            return b"".join(p.ljust(self._slot, b"\0") for p in parts), ns
+        except LabError as e:
+            raise LabError(f"map {self.name!r}, value for key {_show(key)}: {e.message}",
+                           e.hint) from None
+
+    def _ifindex(self, key, value):
+        """(ifindex, namespace) of a devmap value: the kernel reads an ifindex in the namespace of
+        whoever writes it, so it is written inside the host it belongs to — never from this
+        machine's own namespace."""
+        fix = (f"give the interface itself: prog.maps[{self.name!r}][{key!r}] = router.iface(server) "
+               "(or a Host, or 'host:ifname')")
+        if isinstance(value, (int, *_CTYPES)) and not isinstance(value, bool):
+            hosts = {a.iface.host for a in self.program.attachments if not isinstance(a.iface, str)}
+            if len(hosts) != 1 or any(isinstance(a.iface, str) for a in self.program.attachments):
+                where = "in several namespaces" if self.program.attachments else "nowhere yet"
+                raise LabError(f"an ifindex means an interface of one host (network namespace), and "
+                               f"program {self.program.name!r} is attached {where}", fix)
+            return value, hosts.pop().ns
+        lab = self.program.lab
+        lab._check_open()
+        iface = lab.interface(value) if isinstance(value, str) or hasattr(value, "ifindex") \
+            or hasattr(value, "iface") else None
+        if iface is None:
+            raise LabError(f"{_show(value)} is not an interface of this lab", fix)
+        return iface.ifindex, iface.host.ns
+
+    def _update(self, kb, vb, ns, key, value):
         lib = libbpf()
-        if self.kind in ARRAYS:
+        if ns is None:
+            rc = lib.bpf_map_update_elem(self.fd, kb, vb, 0)
+        else:
+            with netns.enter(ns):
+                rc = lib.bpf_map_update_elem(self.fd, kb, vb, 0)
+        if rc != 0:
+            raise self._write_error(errno_of(rc), key, value)
+
+    def _write_error(self, err, key, value):
+        name, why = self.name, os.strerror(err)
+        if err == errno.E2BIG and self.kind in _INDEXED:
+            return LabError(f"map {name!r} has slots 0 to {self.max_entries - 1}: key {_show(key)} "
+                            "is past its end", f"use a key from 0 to {self.max_entries - 1} (the C "
+                            f"declares {self.max_entries} entries)")
+        if err == errno.E2BIG:
+            return LabError(f"map {name!r} is full: it holds max_entries={self.max_entries} entries, "
+                            f"so key {_show(key)} cannot be added",
+                            f"delete entries first (del m[key], m.clear()), or declare the map with "
+                            "more entries in the C (the last argument of BPF_HASH)")
+        if self.kind == "prog_array":
+            return LabError(f"map {name!r} is a program array: slot {_show(key)} takes the file "
+                            f"descriptor of an XDP program, and the kernel refused {_show(value)} "
+                            f"({why})", "write the fd of a function of a program loaded in this "
+                            f"lab: prog.maps[{name!r}][{key!r}] = prog.fd('function_name')")
+        if self.kind in NETNS_VALUES:
+            return LabError(f"map {name!r} is a devmap, and the kernel refused interface index "
+                            f"{_show(value)} for key {_show(key)} ({why})",
+                            f"give a lab interface: prog.maps[{name!r}][{key!r}] = router.iface(server)")
+        return LabError(f"writing key {_show(key)} of map {name!r} failed: {why}")
+
+    def __setitem__(self, key, value):
+        """Store `value` at `key`, both given as snapshot() gives them out (or as bcc's ctypes
+        Key/Leaf). Per-CPU maps: one value goes to every CPU, a list gives one per CPU."""
+        kb = self._key_bytes(key)
+        vb, ns = self._value_bytes(key, value)
+        self._update(kb, vb, ns, key, value)
+
+    def __delitem__(self, key):
+        """Remove `key` (MissingKey when it is not there). Arrays cannot delete: set the value
+        to zero instead."""
+        kb = self._key_bytes(key)
+        if self.kind in ZEROED:
+            zero = _plain(self._wcodecs[1].zero())
+            raise LabError(f"map {self.name!r} is a {self.kind} map, and arrays cannot delete: "
+                           f"every slot from 0 to {self.max_entries - 1} always holds a value",
+                           f"set the value to zero instead: prog.maps[{self.name!r}][{key!r}] = "
+                           f"{zero!r}")
+        rc = libbpf().bpf_map_delete_elem(self.fd, kb)
+        if rc != 0:
+            err = errno_of(rc)
+            if err == errno.ENOENT:
+                raise self._missing(key, "delete")
+            if err in (errno.EINVAL, errno.E2BIG) and self.kind in _INDEXED:
+                raise self._write_error(errno.E2BIG, key, None)
+            raise LabError(f"deleting key {_show(key)} of map {self.name!r} failed: "
+                           f"{os.strerror(err)}")
+
+    def update(self, other=(), /, **kw):
+        """Store every (key, value) of `other` — a mapping (a dict, a snapshot) or (key, value)
+        pairs — and of the keyword arguments (m.update(XDP_PASS=0)). Every key and value is
+        checked before anything is written; many go in one BPF_MAP_UPDATE_BATCH."""
+        self._writer()
+        if hasattr(other, "keys"):
+            pairs = [(k, other[k]) for k in other.keys()]
+        else:
+            pairs = []
+            for item in other:
+                if not isinstance(item, (tuple, list)) or len(item) != 2:
+                    raise LabError(f"update() of map {self.name!r} takes a mapping or (key, value) "
+                                   f"pairs; {_show(item)} is not a pair",
+                                   "e.g. m.update({key: value}) or m.update([(key, value), ...])")
+                pairs.append(tuple(item))
+        pairs += kw.items()
+        todo = [(k, v, self._key_bytes(k), *self._value_bytes(k, v)) for k, v in pairs]
+        if len(todo) > 1 and self.kind in _BATCH_KINDS:
+            keys, vals = b"".join(t[2] for t in todo), b"".join(t[3] for t in todo)
+            count = ctypes.c_uint32(len(todo))
+            if libbpf().bpf_map_update_batch(self.fd, keys, vals, ctypes.byref(count), None) == 0:
+                return
+        for k, v, kb, vb, ns in todo:      # one by one: also to say which entry the kernel refused
+            self._update(kb, vb, ns, k, v)
+
+    def clear(self):
+        """Remove every entry (arrays: set every value to zero; program arrays and devmaps: empty
+        every slot)."""
+        self._writer()
+        lib = libbpf()
+        if self.kind in ZEROED:
             n = self.max_entries
             keys = b"".join(i.to_bytes(4, NATIVE) for i in range(n))
             zeros = ctypes.create_string_buffer(n * self._vsize)
@@ -290,6 +514,10 @@ class Map:
             if lib.bpf_map_update_batch(self.fd, keys, zeros, ctypes.byref(count), None) != 0:
                 for i in range(n):
                     lib.bpf_map_update_elem(self.fd, keys[4 * i:4 * i + 4], zeros, 0)
+            return
+        if self.kind in _INDEXED:                  # empty slots are fine to delete too
+            for i in range(self.max_entries):
+                lib.bpf_map_delete_elem(self.fd, i.to_bytes(4, NATIVE))
             return
         for keys, _, n in self._raw():      # keys first: deleting while walking restarts the walk
             count = ctypes.c_uint32(n)

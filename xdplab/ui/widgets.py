@@ -592,7 +592,7 @@ class MapView(LiveWidget):
     def __init__(self, map, top=20, interval=0.5, sort="value", rates=True, per_cpu=False,
                  keys=None, field=None, history=30):
         m = map
-        m._readable()
+        m.ensure_readable()
         _check_top(top)
         if sort not in ("value", "key"):
             raise LabError(f"sort must be 'value' or 'key', not {sort!r}")
@@ -814,7 +814,7 @@ class RatesChart(LiveWidget):
             raise LabError(f"window must be a number of seconds above 0, not {window!r}", "e.g. window=30")
         self.map = sources if isinstance(sources, Map) else None
         if self.map is not None:
-            self.map._readable()
+            self.map.ensure_readable()
             self._primary = _primary(self.map, field)
             if self._primary == -1:
                 raise LabError(f"the values of map {self.map.name!r} hold no counter to chart",
