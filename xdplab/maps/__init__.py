@@ -8,6 +8,19 @@
     m.declare(key={"saddr": "ipv4_host"})   # override what xdplab inferred
     m.pin()                      # /sys/fs/bpf/xdplab/<lab>/<map>, for `bpftool map dump pinned ...`
     m.clear(); len(m); m.kind; m.max_entries; m.fd; m.id
+    m["XDP_PASS"]                # one key now (MissingKey, a KeyError, when it is not there)
+    m[key] = value; del m[key]; m.update({key: value}, XDP_DROP=0)   # written with the same types
+
+Writing. Keys and values go in as snapshot() gives them out and are encoded by the same codecs
+(Codec.encode): ints in the CPU's order, ports and `ipv4` addresses in network order as the
+program copies them from the packet, "UDP"/"XDP_DROP"/"IPv4" names or their numbers, named
+tuples, plain tuples or dicts of fields (left-out fields are zero) for structs; bcc's ctypes
+Key/Leaf objects are written as they are. Per-CPU maps: one value is written to every CPU's copy
+(a summed read then gives ncpus times it: write 0 to reset a counter), a list gives one value per
+possible CPU. Arrays cannot delete (the kernel keeps every slot): set the value to zero instead.
+Program arrays take program fds (prog.fd("fn")); devmaps take a lab Interface (or Host,
+"host:ifname"), or an int ifindex when the program is attached in one host only: the kernel reads
+an ifindex in the namespace of whoever writes it, so xdplab writes it inside that host.
 
 Typing. Integers are ints, C structs become named tuples with the C field names (padding left
 out), char arrays become str. A key, value or field is read as one of these KINDS:
@@ -65,8 +78,8 @@ from xdplab.maps.codecs import Codec, make_codec
 from xdplab.maps.counters import combine, rates
 from xdplab.maps.kinds import ARRAYS, ETHERTYPES, IP_PROTOS, KINDS, MAP_TYPES, NATIVE, \
     NOT_READABLE, XDP_ACTIONS
-from xdplab.maps.map import BATCH_CHUNK, Map, Maps, table_facts, table_names
+from xdplab.maps.map import BATCH_CHUNK, Map, Maps, MissingKey, table_facts, table_names
 
 __all__ = ["ARRAYS", "BATCH_CHUNK", "Codec", "ETHERTYPES", "IP_PROTOS", "KINDS", "MAP_TYPES",
-           "NATIVE", "NOT_READABLE", "XDP_ACTIONS", "Map", "Maps", "btf_hints", "combine", "libbpf",
-           "make_codec", "map_info", "rates", "table_facts", "table_names"]
+           "NATIVE", "NOT_READABLE", "XDP_ACTIONS", "Map", "Maps", "MissingKey", "btf_hints",
+           "combine", "libbpf", "make_codec", "map_info", "rates", "table_facts", "table_names"]
