@@ -112,10 +112,11 @@ def test_closed_lab_refuses_work():
     prog = lab.load(PASS)
     prog.attach(lab.server)
     lab.close()
-    with pytest.raises(LabError, match="closed"):
+    with pytest.raises(xdplab.ClosedError, match="closed"):
         lab.load(PASS)
-    with pytest.raises(LabError, match="closed"):
+    with pytest.raises(xdplab.ClosedError, match="closed") as err:
         prog.attach(lab.server)
+    assert "lab.load" in err.value.hint and isinstance(err.value, LabError)
 
 
 def test_veth_rule_gives_the_peer_a_native_program_for_xdp_tx(pair):

@@ -47,7 +47,7 @@ def test_three_hosts_route_through_router():
 @pytest.mark.parametrize("names", [("client", "server"), ("client", "router", "server"),
                                    ("a", "r1", "r2", "b")], ids=["2", "3", "4"])
 def test_chain_links_hosts_in_a_line_and_the_middle_ones_forward(names):
-    from xdplab.kernel.counters import snmp
+    from xdplab.lab.counters import snmp
     with xdplab.Lab.chain(*names) as lab:
         hosts = [lab[n] for n in names]
         assert list(lab.hosts) == list(names) and len(lab.links) == len(names) - 1
@@ -146,7 +146,7 @@ def test_bad_input_is_a_clear_error():
             lab.link("client", "client")
     with pytest.raises(LabError, match="not valid"):
         xdplab.Lab("UPPER")
-    with pytest.raises(LabError, match="closed"):
+    with pytest.raises(xdplab.ClosedError, match="closed"):
         lab.host("late")
     assert not [n for n in ns_list() if n.startswith("xl-tbad-")]
 

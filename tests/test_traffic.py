@@ -332,7 +332,7 @@ def test_sending_from_a_closed_lab():
     lab = xdplab.Lab.pair()
     client, server_ip = lab.client, lab.server.ip
     lab.close()
-    with pytest.raises(LabError, match="closed") as err:
+    with pytest.raises(xdplab.ClosedError, match="closed") as err:
         client.send(udp(server_ip))
     assert "Lab()" in err.value.hint
 

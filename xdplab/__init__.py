@@ -1,5 +1,5 @@
 """xdplab: hands-on XDP in JupyterLab — labs of network namespaces, bcc programs, live maps."""
-from xdplab.errors import CompileError, LabError, PrivilegeError, SetupError, VerifierError
+from xdplab.errors import ClosedError, CompileError, LabError, PrivilegeError, SetupError, VerifierError
 from xdplab.lab.topology import Host, Interface, Lab, Link, PingResult, reap
 from xdplab.machine.doctor import doctor
 from xdplab.program.tracepoints import Tracepoints
@@ -10,7 +10,7 @@ from xdplab import _moved
 _moved.install()          # the module paths from before the layers had folders
 
 __all__ = ["Lab", "doctor", "probe", "show", "Tracepoints", "Host", "Interface", "Link", "PingResult", "reap",
-           "LabError", "CompileError", "VerifierError", "PrivilegeError", "SetupError"]
+           "LabError", "ClosedError", "CompileError", "VerifierError", "PrivilegeError", "SetupError"]
 
 # Widgets and panels load ipywidgets: imported on first use, so `import xdplab` stays quick.
 _LAZY = {"MapView": "ui.widgets", "RatesChart": "ui.widgets", "EventLog": "program.events",

@@ -11,7 +11,7 @@ import sys
 # old name under xdplab -> its home now
 MOVED = {
     "kernel": "xdplab.kernel", "netns": "xdplab.kernel.netns", "rtnl": "xdplab.kernel.rtnl",
-    "headers": "xdplab.kernel.headers", "counters": "xdplab.kernel.counters",
+    "headers": "xdplab.kernel.headers", "counters": "xdplab.lab.counters",
     "compiler": "xdplab.program.compiler", "compile_helper": "xdplab.program.compile_helper",
     "testrun": "xdplab.program.testrun", "events": "xdplab.program.events",
     "capture": "xdplab.program.capture", "tracepoints": "xdplab.program.tracepoints",

@@ -75,6 +75,11 @@ class LabError(Exception):
         p.text(self.text())
 
 
+class ClosedError(LabError):
+    """Something was used after it was closed: a lab, a program (and so its maps), a log, a
+    listener. Code that stops quietly when what it shows has gone away catches this one."""
+
+
 class PrivilegeError(LabError):
     """Not root / missing CAP_NET_ADMIN, CAP_BPF, CAP_SYS_ADMIN."""
 
@@ -117,6 +122,38 @@ class VerifierError(LabError):
         self.instruction = instruction
         self.function = function
         self.details = details
+
+
+# -- checking what a learner passed ----------------------------------------------------------------
+def is_count(value, least=1, most=None):
+    """True if `value` is a whole number (an int, not a bool) from `least` to `most` (no limit)."""
+    return (isinstance(value, int) and not isinstance(value, bool) and value >= least
+            and (most is None or value <= most))
+
+
+def is_positive(value):
+    """True if `value` is a number (int or float, not a bool) above 0."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def check_count(value, name, *, least=1, most=None, example=None, hint=None):
+    """`value` if it is a whole number from `least` to `most` (is_count), else a LabError that
+    names the option and the value, and says the fix: `hint`, or "e.g. {name}={example}"."""
+    if not is_count(value, least, most):
+        span = f"from {least} to {most:,}" if most is not None else f"from {least} on"
+        raise LabError(f"{name} must be a whole number {span}, not {value!r}",
+                       hint or (f"e.g. {name}={example}" if example is not None else None))
+    return value
+
+
+def check_positive(value, name, *, unit=None, example=None, hint=None):
+    """`value` as a float if it is a number above 0 (is_positive), else a LabError that names the
+    option, its `unit` ("seconds") and the value, and says the fix (`hint` or `example`)."""
+    if not is_positive(value):
+        kind = f"a number of {unit}" if unit else "a number"
+        raise LabError(f"{name} must be {kind} above 0, not {value!r}",
+                       hint or (f"e.g. {name}={example}" if example is not None else None))
+    return float(value)
 
 
 def render_exception(exc, html=False):

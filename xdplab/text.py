@@ -14,7 +14,7 @@ their tables with these, so both read the same; nothing here imports a UI librar
 import html
 import math
 
-from xdplab.errors import LabError
+from xdplab.errors import check_positive
 
 
 def escape(x):
@@ -24,10 +24,8 @@ def escape(x):
 
 def check_interval(value):
     """A refresh interval as a float of seconds; a LabError unless it is a number above 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise LabError(f"the refresh interval must be a number of seconds above 0, not {value!r}",
-                       "e.g. interval=0.5 (twice a second) or interval=2")
-    return float(value)
+    return check_positive(value, "the refresh interval", unit="seconds",
+                          hint="e.g. interval=0.5 (twice a second) or interval=2")
 
 
 def fmt_rate(r):

@@ -5,7 +5,7 @@
     netns.py     entering a lab host's network namespace from Python
     rtnl.py      rtnetlink requests packed by hand and sent in batches (building a lab)
     headers.py   the kernel header tree bcc compiles against
-    counters.py  the kernel's own counters inside a lab host (links, ethtool -S, SNMP)
+    counters.py  the kernel's own counters inside a namespace (SNMP, link statistics, MTU)
 
 Nothing here imports another layer of xdplab. `xdplab.kernel.live_frames_supported()` and the
 other names of bpf.py are also reachable from here, as before the layers had folders.

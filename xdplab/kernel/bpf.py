@@ -18,21 +18,16 @@ import os
 import resource
 import struct
 
+from xdplab.kernel.constants import (BPF_F_TEST_RUN_ON_CPU, BPF_F_TEST_XDP_LIVE_FRAMES,  # noqa: F401
+                                     BPF_PROG_TYPE_XDP, MAX_REPEAT, XDP_ACTIONS)
 from xdplab.kernel.libbpf import sys_bpf
 
 # The bpf(2) system call itself is declared with every other C function in xdplab.kernel.libbpf.
 
-# Commands (enum bpf_cmd) and the one program type (enum bpf_prog_type) we need.
+# Commands (enum bpf_cmd) we need. The program type, the test-run flags and the XDP actions are
+# xdplab.kernel.constants' (imported above, so xdplab.kernel.XDP_ACTIONS etc. still work).
 BPF_PROG_LOAD = 5
 BPF_PROG_TEST_RUN = 10
-BPF_PROG_TYPE_XDP = 6
-
-# BPF_PROG_TEST_RUN flags. LIVE_FRAMES: XDP_TX/XDP_REDIRECT really transmit (XDP programs only).
-BPF_F_TEST_RUN_ON_CPU = 1 << 0
-BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
-
-# XDP return codes (enum xdp_action), index = value.
-XDP_ACTIONS = ("XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT")
 
 # Largest packet BPF_PROG_TEST_RUN keeps in one linear buffer: a 4 KiB page minus the
 # XDP_PACKET_HEADROOM (256) the kernel reserves in front and the skb_shared_info (320) behind.

@@ -1,18 +1,13 @@
-"""The kernel's own counters inside a lab host, to check what an XDP program did from the outside.
+"""The kernel's own counters inside a network namespace: the SNMP MIB of its stack and an
+interface's statistics, as Linux keeps them. Lab-level reading (a Host, an Interface; the lab
+checked open and settled first) is xdplab.lab.counters, the `xdplab.counters` of the lessons.
 
-    before = snmp(lab.server)
-    lab.client.ping(lab.server, count=5)
-    (snmp(lab.server) - before)["IcmpInEchos"]      # 5: the server's stack answered 5 pings
-    link_stats(lab.client.iface())["rx_dropped"]
-
-snmp() reads the SNMP MIB counters of a host's network namespace (/proc/net/snmp and snmp6, the
-numbers `nstat` prints, under the same names: IcmpInEchos, UdpInDatagrams, UdpInCsumErrors,
-Icmp6InEchos...). link_stats() reads an interface's statistics (`ip -s link`: rx_packets,
-rx_dropped, tx_packets, ...). Both return a Counts dict; subtracting two gives what changed.
+    read_snmp(ns)["IcmpInEchos"]           # /proc/net/snmp and snmp6 of namespace `ns`
+    read_link_stats(ns, ifindex)           # IFLA_STATS64: rx_packets, rx_dropped, ...
+    read_mtu(ns, ifindex)
 """
 
 from xdplab.kernel import netns
-from xdplab.errors import LabError
 
 
 class Counts(dict):
@@ -22,11 +17,10 @@ class Counts(dict):
         return Counts({k: v - other.get(k, 0) for k, v in self.items() if v != other.get(k, 0)})
 
 
-def snmp(host):
-    """The SNMP counters of `host`'s network stack (IPv4 and IPv6), named as nstat names them."""
-    host.lab._check_open()
-    host.lab.settle()
-    with netns.enter(host.ns):
+def read_snmp(ns):
+    """The SNMP counters of namespace `ns`'s network stack (IPv4 and IPv6), named as nstat names
+    them (IcmpInEchos, UdpInDatagrams, Icmp6InEchos...): a Counts."""
+    with netns.enter(ns):
         # /proc/net is the namespace of the process's main thread; thread-self is this thread's
         v4 = open("/proc/thread-self/net/snmp").read().splitlines()
         v6 = open("/proc/thread-self/net/snmp6").read().splitlines()
@@ -40,44 +34,14 @@ def snmp(host):
     return out
 
 
-def link_stats(iface):
-    """The statistics of lab interface `iface` (an Interface, e.g. lab.client.iface()):
-    rx_packets, rx_bytes, rx_dropped, tx_packets, ... as the kernel keeps them (IFLA_STATS64)."""
-    if not hasattr(iface, "ifindex"):
-        raise LabError(f"link_stats needs a lab interface, not {iface!r}",
-                       "e.g. link_stats(lab.client.iface())")
-    iface.host.lab._check_open()
-    iface.host.lab.settle()
-    with netns.netlink(iface.host.ns) as ipr:
-        stats = ipr.get_links(iface.ifindex)[0].get_attr("IFLA_STATS64")
-    return Counts(stats)
+def read_link_stats(ns, ifindex):
+    """The statistics (IFLA_STATS64: rx_packets, rx_bytes, rx_dropped, tx_packets, ...) of
+    interface `ifindex` in namespace `ns`: a Counts."""
+    with netns.netlink(ns) as ipr:
+        return Counts(ipr.get_links(ifindex)[0].get_attr("IFLA_STATS64"))
 
 
-def link_mtu(iface):
-    """The MTU of lab interface `iface`, as its host's netlink says."""
-    with netns.netlink(iface.host.ns) as ipr:
-        return ipr.get_links(iface.ifindex)[0].get("IFLA_MTU")
-
-
-def driver_stats(iface):
-    """The driver's own counters of lab interface `iface`, as `ethtool -S` prints them: {name:
-    value} (a veth: peer_ifindex, rx_queue_0_xdp_packets, tx_queue_0_xdp_xmit_errors, ...)."""
-    res = iface.host.run(["ethtool", "-S", iface.name], check=False)
-    out = {}
-    for line in res.stdout.splitlines()[1:]:          # the first line is "NIC statistics:"
-        if ":" in line:
-            k, v = line.rsplit(":", 1)
-            try:
-                out[k.strip()] = int(v)
-            except ValueError:
-                pass
-    return out
-
-
-def xdp_xmit_errors(iface):
-    """Frames veth `iface` failed to hand to its peer's receive ring since it was made (ethtool -S
-    tx_queue_N_xdp_xmit_errors, summed: XDP_TX, redirects and live frames sent out of it that
-    found the ring full, e.g. while the receiving CPU was busy)."""
-    return sum(v for k, v in driver_stats(iface).items()
-               if k.startswith("tx_queue_") and k.endswith("_xdp_xmit_errors"))
-
+def read_mtu(ns, ifindex):
+    """The MTU of interface `ifindex` in namespace `ns`, as netlink says."""
+    with netns.netlink(ns) as ipr:
+        return ipr.get_links(ifindex)[0].get("IFLA_MTU")

@@ -421,7 +421,7 @@ class Diagram:
     it, `.badges` tells which program runs where ({Interface: Badge})."""
 
     def __init__(self, lab, badges=True):
-        lab._check_open()
+        lab.check_open()
         pic = _Picture(lab, badges)
         self.lab_id = lab.id
         self.badges = pic.badges

@@ -16,7 +16,7 @@ import socket
 from typing import TYPE_CHECKING, NamedTuple
 
 from xdplab.kernel import netns
-from xdplab.errors import LabError
+from xdplab.errors import ClosedError, LabError
 
 if TYPE_CHECKING:
     from xdplab.lab.topology import Host
@@ -32,7 +32,7 @@ class UdpListener:
     """A UDP socket bound to `port` on every address of lab host `host`, IPv4 and IPv6."""
 
     def __init__(self, host: Host, port: int):
-        host.lab._check_open()
+        host.lab.check_open()
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             raise LabError(f"port must be a number from 1 to 65535, not {port!r}")
         self.host, self.port = host, port
@@ -52,7 +52,7 @@ class UdpListener:
         """The datagrams that arrived: waits until `count` have (all waiting ones when None) or
         until none came for `timeout` seconds. Returns a list of Datagram."""
         if self.sock is None:
-            raise LabError(f"the listener on {self.host.name} port {self.port} is closed",
+            raise ClosedError(f"the listener on {self.host.name} port {self.port} is closed",
                            f"open a new one: UdpListener(host, {self.port})")
         got = []
         while count is None or len(got) < count:

@@ -12,7 +12,7 @@ counters, a map's counters and the kernel's XDP tracepoint events, before and af
 import time
 
 from xdplab.errors import LabError
-from xdplab.kernel.counters import link_stats, snmp
+from xdplab.lab.counters import link_stats, snmp
 
 
 def _delta(codec, old, new):

@@ -12,13 +12,15 @@ Only the standard library here: the watchdog starts as a plain script, without i
 """
 import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 STATE_DIR = Path(os.environ.get("XDPLAB_STATE_DIR", "/run/xdplab"))
-PIN_ROOT = Path("/sys/fs/bpf/xdplab")
+# xdplab.kernel.constants.PIN_ROOT, read by path: this file imports nothing of xdplab
+PIN_ROOT = runpy.run_path(str(Path(__file__).resolve().parents[1] / "kernel" / "constants.py"))["PIN_ROOT"]
 NS_PREFIX = "xl-"
 
 

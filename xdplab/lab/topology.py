@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from xdplab.kernel import netns
 from xdplab.lab import reaper
 from xdplab.kernel import rtnl
-from xdplab.errors import LabError, PrivilegeError
+from xdplab.errors import ClosedError, LabError, PrivilegeError
 
 if TYPE_CHECKING:
     from xdplab.lab.traffic import SendReport, Stream
@@ -230,7 +230,7 @@ class Host:
     def run(self, cmd: str | Sequence[str], check: bool = True, timeout: float = 60,
             input: str | None = None) -> subprocess.CompletedProcess:
         """Run a command inside this host; returns subprocess.CompletedProcess (text)."""
-        self.lab._check_open()
+        self.lab.check_open()
         self.lab.settle()
         try:
             res = subprocess.run(self._argv(cmd), capture_output=True, text=True, timeout=timeout,
@@ -244,7 +244,7 @@ class Host:
 
     def popen(self, cmd: str | Sequence[str], **kw: Any) -> subprocess.Popen:
         """Start a long-running command inside this host; it is killed when the lab closes."""
-        self.lab._check_open()
+        self.lab.check_open()
         self.lab.settle()
         kw.setdefault("stdout", subprocess.PIPE)
         kw.setdefault("stderr", subprocess.PIPE)
@@ -281,7 +281,7 @@ class Host:
         """Keep sending `packets` in the background for `seconds` (None: until .stop()), at `rate`
         packets per second or as fast as possible; returns a running xdplab.traffic.Stream."""
         from xdplab.lab import traffic
-        self.lab._check_open()
+        self.lab.check_open()
         self.lab.settle()
         return traffic.Stream(self, packets, seconds=seconds, rate=rate, **kw)
 
@@ -341,9 +341,13 @@ class Lab:
         tmp.write_text(json.dumps(state))
         tmp.replace(self._state_path)
 
-    def _check_open(self):
+    def check_open(self) -> None:
+        """Raise ClosedError if this lab is closed (its hosts, links and programs are gone)."""
         if self.closed:
-            raise LabError(f"lab {self.id!r} is closed", "make a new one: lab = xdplab.Lab()")
+            raise ClosedError(f"lab {self.id!r} is closed: its hosts are gone",
+                              "make a new one: lab = xdplab.Lab()")
+
+    _check_open = check_open      # the old name: xdplab/maps/map.py still calls it (to go)
 
     def __enter__(self) -> Lab:
         return self
@@ -371,7 +375,7 @@ class Lab:
     # -- building ---------------------------------------------------------------------------------
     def host(self, name: str) -> Host:
         """A new host (network namespace) called `name`, with lo up."""
-        self._check_open()
+        self.check_open()
         if not _HOST.match(str(name)):
             raise LabError(f"host name {name!r} is not valid",
                            "use up to 16 lowercase letters, digits or _, starting with a letter")
@@ -401,7 +405,7 @@ class Lab:
             return self._link(a, b, rate, latency, burst)
 
     def _link(self, a, b, rate, latency, burst):
-        self._check_open()
+        self.check_open()
         a, b = (self[h] if isinstance(h, str) else h for h in (a, b))
         if a is b:
             raise LabError(f"cannot link host {a.name!r} to itself")
@@ -569,7 +573,7 @@ class Lab:
     # -- programs -----------------------------------------------------------------------------------
     def load(self, source: str, cflags: Sequence[str] = (), name: str | None = None) -> Program:
         """Compile C (text, or a file under bpf/) with bcc and verify it; returns a Program."""
-        self._check_open()
+        self.check_open()
         from xdplab.program.program import Program
         prog = Program(self, source, cflags=cflags, name=name)
         self.programs.append(prog)

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 from xdplab.kernel import bpf as kernel
 from xdplab.kernel import netns
 from xdplab.program import testrun
-from xdplab.kernel.counters import link_mtu, xdp_xmit_errors
-from xdplab.errors import LabError
+from xdplab.lab.counters import link_mtu, xdp_xmit_errors
+from xdplab.errors import LabError, check_count, check_positive
 
 if TYPE_CHECKING:
     from xdplab.lab.topology import Host, Interface
@@ -75,11 +75,8 @@ def send(host: Host, packets: Any, count: int = 1, iface: Interface | str | None
     """Send `packets` (a scapy packet, raw frame bytes, or a list of them) `count` times each from
     lab host `host`, out of `iface` (name or Interface) or the interface the host's routes choose.
     `method`: "auto", "af_packet" or "live_frames". Returns a SendReport."""
-    if getattr(host.lab, "closed", False):
-        raise LabError(f"lab {host.lab.id!r} is closed: its hosts are gone",
-                       "make a new one: lab = xdplab.Lab()")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise LabError(f"count must be a whole number from 1 on, not {count!r}")
+    host.lab.check_open()
+    check_count(count, "count", example=100)
     if method not in METHODS:
         raise LabError(f"unknown send method {method!r}", f"use one of {', '.join(METHODS)}")
     items = list(packets) if isinstance(packets, (list, tuple)) else [packets]
@@ -434,8 +431,8 @@ class Stream(Background):
 
     def __init__(self, host: Host, packets: Any, seconds: float | None = 10.0,
                  rate: float | None = None, burst: int = 50_000, method: str = "auto"):
-        if rate is not None and rate <= 0:
-            raise LabError(f"rate must be a positive number of packets per second, not {rate!r}")
+        if rate is not None:
+            check_positive(rate, "rate", unit="packets per second", example=1000)
         self.host, self.packets, self.seconds = host, packets, seconds
         self.rate, self.burst, self.method = rate, burst, method
         self.sent: int = 0

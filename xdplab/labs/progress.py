@@ -19,6 +19,8 @@ import pwd
 import tempfile
 from pathlib import Path
 
+from xdplab.errors import is_count
+
 
 # Lab folders as they were named before the labs were numbered by lesson (lesson number and a
 # letter: 03a is the first lab after lesson 03). Progress recorded under an old name counts for the
@@ -71,9 +73,7 @@ def default_path():
 
 def _count(value):
     """A count from the file: a whole number from 0 on, else None (not valid)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return None
-    return value
+    return value if is_count(value, least=0) else None
 
 
 class Progress:

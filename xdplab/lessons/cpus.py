@@ -16,7 +16,8 @@ import threading
 
 from xdplab.kernel import bpf as kernel
 from xdplab.program import testrun
-from xdplab.errors import LabError
+from xdplab.errors import LabError, check_count
+from xdplab.kernel.constants import MAX_REPEAT
 
 
 @dataclasses.dataclass
@@ -37,8 +38,7 @@ class Runs:
 def run_on_all_cpus(prog, packet, repeat=1_000_000, cpus=None, fn=None):
     """Run XDP function `fn` of `prog` `repeat` times on `packet` on each CPU of `cpus` (default:
     every CPU this process may use), all CPUs at once. Returns Runs."""
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat < 2 ** 32:
-        raise LabError(f"repeat must be a whole number from 1 on, not {repeat!r}")
+    check_count(repeat, "repeat", most=MAX_REPEAT, example="1_000_000")
     cpus = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
     if not cpus:
         raise LabError("no CPU to run on", "give cpus=[0, 1], or leave cpus out for all of them")

@@ -115,7 +115,7 @@ def device(host, name):
     """An xdplab Interface for device `name` inside lab host `host` — a lab veth, `lo`, or one you
     made there (host.run("ip link add br0 up type bridge")) — for prog.attach, measure, ...
     Devices made inside a host go away with it when the lab closes."""
-    host.lab._check_open()
+    host.lab.check_open()
     for i in host.interfaces:
         if i.name == name:
             return i
@@ -153,7 +153,7 @@ def xdp_features(target, name=None):
     """The XDP features of `target`: an Interface, a Host (its first interface), or a Host and
     the name of any device inside it. Returns XdpFeatures (available False on kernels < 6.3)."""
     host, ifindex = _target(target, name)
-    host.lab._check_open()
+    host.lab.check_open()
     (ifname, msg), = netns.off_loop(_read, host.ns, ifindex).values()
     return _features(host, ifindex, ifname, msg)
 
@@ -164,7 +164,7 @@ def compare(*targets):
     found = []
     for t in targets:
         if hasattr(t, "interfaces") and not hasattr(t, "ifindex"):
-            t.lab._check_open()
+            t.lab.check_open()
             found += [_features(t, i, n, m) for i, (n, m) in
                       sorted(netns.off_loop(_read, t.ns, None).items())]
         else:
@@ -273,7 +273,7 @@ def mode_costs(prog, sender, iface, packet, count=200_000, rounds=5, modes=("nat
     includes sending, receiving and the program. Returns ModeCosts, with what the program counted
     (in map `counter`) and the interface received, per mode. Leaves `prog` attached in the last
     mode."""
-    from xdplab.kernel.counters import link_stats
+    from xdplab.lab.counters import link_stats
     m = prog.maps[counter]
     out = iface.peer if iface.peer is not None and iface.peer.host is sender else None
     costs = ModeCosts({x: [] for x in modes}, dict.fromkeys(modes, 0), dict.fromkeys(modes, 0),
@@ -373,7 +373,7 @@ def frame_sizes(lab, sender, iface, modes=("generic", "native"), nbytes=2_000_00
     """Attach bpf/lesson10_frame_sizes.c to `iface` in each of `modes` in turn and send `nbytes`
     over TCP from `sender` to iface's host each time: how many frames the program ran on, how
     many were longer than the link's MTU allows, and the longest. Detaches it afterwards."""
-    from xdplab.kernel.counters import link_mtu
+    from xdplab.lab.counters import link_mtu
     limit = link_mtu(iface) + 14
     prog = lab.load("lesson10_frame_sizes.c", cflags=[f"-DFRAME_LIMIT={limit}"])
     out = FrameSizes(limit, {}, {}, {}, {})

@@ -33,7 +33,7 @@ from xdplab.kernel import bpf as kernel
 from xdplab import maps
 from xdplab.kernel import netns
 from xdplab.program import testrun
-from xdplab.errors import LabError
+from xdplab.errors import LabError, check_count
 from xdplab.lab.measure import Measured, measure  # noqa: F401 — also here, as the lessons import it
 
 # enum of bpf_fib_lookup() return codes (include/uapi/linux/bpf.h), by value
@@ -68,7 +68,7 @@ def devmap_set(m, key, target):
         raise LabError(f"map {m.name!r} is a {m.kind} map, not a devmap",
                        "declare it with BPF_DEVMAP(name, max_entries)")
     lab = m.program.lab
-    lab._check_open()
+    lab.check_open()
     target = _lab_iface(lab, target, "the target")
     key = _slot(m, key)
     table = m.table
@@ -96,10 +96,9 @@ def port_set(m, port, slot):
     if m.kind not in ("hash", "lru_hash"):
         raise LabError(f"map {m.name!r} is a {m.kind} map, not a hash",
                        "declare it with BPF_HASH(name, u32, u32, entries)")
-    m.program.lab._check_open()
+    m.program.lab.check_open()
     port = _lab_iface(m.program.lab, port, "the port")
-    if isinstance(slot, bool) or not isinstance(slot, int) or slot < 0:
-        raise LabError(f"slot {slot!r} is not a slot number", "give 0, 1, ...")
+    check_count(slot, "slot", least=0, hint="give a slot number: 0, 1, ...")
     table = m.table
     try:
         table[table.Key(port.ifindex)] = table.Leaf(slot)

@@ -210,7 +210,7 @@ class Server:
     `cache`: the XDP program's cache map (a Map, pinned for you) or None for no cache."""
 
     def __init__(self, host, cache=None, port=PORT, invalidate=True):
-        host.lab._check_open()
+        host.lab.check_open()
         self.host, self.port = host, port
         argv = [sys.executable, "-m", "xdplab.lessons.kvstore", "serve", "--netns", host.ns, "--port", str(port)]
         if hasattr(cache, "pin"):      # a Map: pinned under its id, so two programs' never clash
@@ -269,7 +269,7 @@ class Client:
     with ipv6=True: the XDP program leaves IPv6 to the server)."""
 
     def __init__(self, host, server, port=PORT, timeout=1.0, ipv6=False):
-        host.lab._check_open()
+        host.lab.check_open()
         self.host, self.timeout = host, timeout
         self.addr = (host.address_of(server, ipv6), port)
         with netns.enter(host.ns):

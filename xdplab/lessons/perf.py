@@ -30,9 +30,10 @@ from xdplab.kernel import bpf as kernel
 from xdplab.kernel import netns
 from xdplab.program import testrun
 from xdplab.lab import traffic
-from xdplab.kernel.counters import link_stats
+from xdplab.lab.counters import link_stats
 from xdplab.lessons.cpus import run_on_all_cpus
-from xdplab.errors import LabError
+from xdplab.errors import LabError, check_count, is_count
+from xdplab.kernel.constants import MAX_REPEAT
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)   # live frames: 64 by default, 256 at most
 
@@ -126,15 +127,10 @@ class Ladder(_Shown):
         return _finish(fig)
 
 
-def _repeat_ok(repeat):
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat < 2 ** 32:
-        raise LabError(f"repeat must be a whole number from 1 on, not {repeat!r}")
-
-
 def ladder(prog, packet, fns=None, repeat=500_000, rounds=5):
     """Run each XDP function of `prog` (all of them by default, in source order) `repeat` times
     on `packet` with BPF_PROG_TEST_RUN, in `rounds` interleaved rounds. Returns a Ladder."""
-    _repeat_ok(repeat)
+    check_count(repeat, "repeat", most=MAX_REPEAT, example="500_000")
     fns = list(fns or prog.functions)
     data = testrun.frame_bytes(packet)
     verdicts = {fn: prog.test_run(data, fn=fn).verdict for fn in fns}
@@ -190,7 +186,7 @@ class Contention(_Shown):
 def contention(prog, packet, fns, repeat=1_000_000, rounds=3):
     """Run each of `fns` `repeat` times on one CPU alone, then on every CPU at the same time
     (xdplab.cpus.run_on_all_cpus), in interleaved rounds. Returns a Contention."""
-    _repeat_ok(repeat)
+    check_count(repeat, "repeat", most=MAX_REPEAT, example="500_000")
     cpus = sorted(os.sched_getaffinity(0))
     alone = {fn: [] for fn in fns}
     together = {fn: [] for fn in fns} if len(cpus) > 1 else {}
@@ -420,7 +416,7 @@ def receive_rates(sender, receiver, prog, packet, fn=None, counter="counters", c
     is a plain test run of `fn`. Returns Rates."""
     if method not in METHODS:
         raise LabError(f"unknown method {method!r}", f"use one of {', '.join(METHODS)}")
-    _repeat_ok(count)
+    check_count(count, "count", most=MAX_REPEAT, example="1_000_000")
     live = method == "live_frames"
     rates = Rates()
     rates.method = method
@@ -517,11 +513,10 @@ def batch_sweep(sender, receiver, prog, packet, fn=None, counter="counters", siz
     """For each of `modes`, run XDP function `fn` of `prog` (which must drop `packet` and count
     verdicts in map `counter`) on the receiver's interface and inject `frames` copies of `packet`
     from `sender` at each batch size of `sizes`, in `rounds` interleaved rounds. Returns a Sweep."""
-    if not sizes or any(isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 256
-                        for b in sizes):
+    if not sizes or not all(is_count(b, most=256) for b in sizes):
         raise LabError(f"batch sizes go from 1 to 256, not {sizes!r}",
                        "the kernel takes at most 256 live frames per batch")
-    _repeat_ok(frames)
+    check_count(frames, "frames", most=MAX_REPEAT, example="100_000")
     ns, sent, counted, dropped = {}, {}, {}, {}
     with _Receiving(sender, receiver, prog, packet, fn, counter) as rx:
         for mode in modes:
@@ -551,11 +546,10 @@ def repeat_sweep(receiver, prog, packet, fn=None, counter="counters", sizes=BATC
     kernel's XDP dispatcher then holds it already. A test run of a program it does not hold
     first adds it there and takes it out again, each time waiting for an RCU grace period
     (bpf_dispatcher_change_prog()): milliseconds per call, which would swamp everything else."""
-    if not sizes or any(isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 256
-                        for b in sizes):
+    if not sizes or not all(is_count(b, most=256) for b in sizes):
         raise LabError(f"batch sizes go from 1 to 256, not {sizes!r}",
                        "the same sizes as the live frames' batches")
-    _repeat_ok(runs)
+    check_count(runs, "runs", most=MAX_REPEAT, example="25_600")
     data = testrun.frame_bytes(packet)
     count = _drop_counter(prog, fn, data, counter)
     fd = prog.fd(fn)

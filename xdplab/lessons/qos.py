@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 from xdplab.kernel import netns
 from xdplab.lab import traffic
-from xdplab.errors import LabError
+from xdplab.errors import LabError, is_count, is_positive
 
 TC_H_ROOT = 0xFFFFFFFF
 _RATE_UNITS = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9, "tbit": 1e12,
@@ -45,7 +45,7 @@ _PING_SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
 
 def parse_rate(rate):
     """Bits per second from "10mbit", "2.5mbit", "1250kbps" (bytes/s) or a number (bits/s)."""
-    if isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0:
+    if is_positive(rate):
         return int(rate)
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", str(rate).lower())
     if not m or m.group(2) not in _RATE_UNITS or float(m.group(1)) <= 0:
@@ -56,7 +56,7 @@ def parse_rate(rate):
 
 def parse_size(size):
     """Bytes from "16kb", "1500b", "1mb" or a number."""
-    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+    if is_count(size):
         return size
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", str(size).lower())
     if not m or m.group(2) not in _SIZE_UNITS or float(m.group(1)) <= 0:
@@ -92,7 +92,7 @@ class QdiscStats(NamedTuple):
 def _lab_iface(iface):
     if not hasattr(iface, "ifindex") or not hasattr(iface, "host"):
         raise LabError(f"{iface!r} is not a lab interface", "e.g. router.iface(server)")
-    iface.host.lab._check_open()
+    iface.host.lab.check_open()
     return iface
 
 
@@ -208,7 +208,7 @@ class Flood(traffic.Background):
     TICK = 0.001
 
     def __init__(self, host, packet, rate, seconds=5.0, iface=None):
-        host.lab._check_open()
+        host.lab.check_open()
         if isinstance(packet, (list, tuple)):
             raise LabError("a Flood sends one packet over and over, not a list",
                            "start one Flood per packet")
@@ -276,7 +276,7 @@ class LoadTest:
     def __init__(self, probe, target, bottleneck, floods=(), seconds=5.0, interval=0.05,
                  count_at=None, name=None):
         self.lab = probe.lab
-        self.lab._check_open()
+        self.lab.check_open()
         self.bottleneck = _lab_iface(bottleneck)
         self.name = name or ("idle" if not floods else "load")
         self.seconds, self.interval, self.count_at = float(seconds), float(interval), count_at

@@ -49,9 +49,12 @@ import socket
 import struct
 import sys
 import tempfile
+import runpy
 import threading
 
-BPF_PROG_TYPE_XDP = 6
+# xdplab.kernel.constants, read by path: this script runs without importing xdplab
+BPF_PROG_TYPE_XDP = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                                "kernel", "constants.py"))["BPF_PROG_TYPE_XDP"]
 BPF_MAP_CREATE = 0
 BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_BTF_GET_FD_BY_ID = 19

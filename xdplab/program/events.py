@@ -75,7 +75,7 @@ import weakref
 from pathlib import Path
 
 from xdplab import maps, text, views
-from xdplab.errors import LabError, PrivilegeError, SetupError
+from xdplab.errors import LabError, PrivilegeError, SetupError, check_count, is_count
 
 POLL_MS = 100                   # reader threads wake this often to see whether to stop
 KEEP = 10_000                   # events / trace lines kept
@@ -233,20 +233,17 @@ class EventLog(_Live):
 
     def __init__(self, program, map_name, max_rows=200, sample=None, *, interval=0.5, pages=64,
                  declare=None, lost_map=None, ctype=None):
-        if program.bpf is None:
-            raise LabError(f"program {program.name!r} is closed", "load it again: lab.load(...)")
+        program.check_open()
         m = program.maps[map_name]
         if m.kind not in ("perf_event_array", "ringbuf"):
             raise LabError(f"map {map_name!r} is a {m.kind} map, not an event stream",
                            "EventLog reads BPF_PERF_OUTPUT and BPF_RINGBUF_OUTPUT maps; read "
                            f"this one with prog.maps[{map_name!r}].snapshot()")
-        if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int)
-                                   or sample < 1):
-            raise LabError(f"sample must be a whole number ≥ 1 (keep 1 event in `sample`), not "
-                           f"{sample!r}", "sample=None samples by itself when the stream is fast")
-        if not isinstance(max_rows, int) or max_rows < 1:
-            raise LabError(f"max_rows must be a whole number ≥ 1, not {max_rows!r}")
-        if pages < 1 or pages & (pages - 1):
+        if sample is not None:      # keep 1 event in `sample`
+            check_count(sample, "sample", hint="e.g. sample=10 keeps 1 event in 10; sample=None "
+                        "samples by itself when the stream is fast")
+        check_count(max_rows, "max_rows", example=200)
+        if not is_count(pages) or pages & (pages - 1):
             raise LabError(f"pages must be a power of two, not {pages!r}", "e.g. pages=64")
         self.program, self.map_name, self.kind = program, map_name, m.kind
         self.max_rows, self.sample, self.pages = max_rows, sample, pages

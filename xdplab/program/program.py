@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from xdplab.kernel import headers
+from xdplab.kernel.constants import XDP_MODES
 from xdplab.kernel import netns
-from xdplab.errors import LabError, SetupError
+from xdplab.errors import ClosedError, LabError, SetupError
 
 if TYPE_CHECKING:
     from xdplab.lab.topology import Host, Interface, Lab
@@ -30,9 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 BPF_DIR = REPO / "bpf"
 INCLUDE = BPF_DIR / "include"
 
-XDP_FLAGS_SKB_MODE = 1 << 1      # "generic": XDP run by the core stack on an skb, any driver
-XDP_FLAGS_DRV_MODE = 1 << 2      # "native": XDP run by the driver before any skb exists
-MODES = {"native": XDP_FLAGS_DRV_MODE, "generic": XDP_FLAGS_SKB_MODE}
+MODES = XDP_MODES                # "native" / "generic" → the attach flag (xdplab.kernel.constants)
 _XDP_FN = re.compile(r"\bint\s+(\w+)\s*\(\s*struct\s+xdp_md\s*\*\s*\w*\s*\)")
 _TX = re.compile(r"\bXDP_TX\b")
 _REDIRECT = re.compile(r"redirect")
@@ -139,12 +138,13 @@ class Program:
 
     def fd(self, fn: str | None = None) -> int:
         """The kernel file descriptor of XDP function `fn` (the first one by default)."""
-        self._check()
+        self.check_open()
         return self._fns[self._fn(fn)].fd
 
-    def _check(self):
+    def check_open(self) -> None:
+        """Raise ClosedError if this program is closed (and with it its maps and logs)."""
         if self.bpf is None:
-            raise LabError(f"program {self.name!r} is closed", "load it again: lab.load(...)")
+            raise ClosedError(f"program {self.name!r} is closed", "load it again: lab.load(...)")
 
     # -- attaching -----------------------------------------------------------------------------------
     def attach(self, target: Host | Interface | str, fn: str | None = None, mode: str = "native",
@@ -153,8 +153,8 @@ class Program:
         "host:ifname", or an interface name inside a lab host). Re-attaching replaces the program
         atomically. With fix_veth, frames this program sends with XDP_TX/redirect into a veth are
         made receivable (see `veth_rule`)."""
-        self._check()
-        self.lab._check_open()
+        self.check_open()
+        self.lab.check_open()
         fn = self._fn(fn)
         if mode not in MODES:
             raise LabError(f"unknown XDP mode {mode!r}", "use mode='native' or mode='generic'")
@@ -201,7 +201,7 @@ class Program:
         """A live log of the events this program sends through perf or ring buffer `map_name`
         (see xdplab.events.EventLog)."""
         from xdplab.program.events import EventLog
-        self._check()
+        self.check_open()
         return EventLog(self, map_name, **options)
 
     # -- running on single packets -----------------------------------------------------------------

@@ -17,7 +17,8 @@ import os
 from typing import Any, NamedTuple
 
 from xdplab.kernel import bpf as kernel
-from xdplab.errors import LabError, PrivilegeError
+from xdplab.errors import LabError, PrivilegeError, check_count
+from xdplab.kernel.constants import MAX_REPEAT
 
 # Unset Ethernet addresses are filled with these (scapy would otherwise ARP on this machine's
 # own network to find a destination MAC): locally administered, easy to spot in a diff.
@@ -234,8 +235,7 @@ def check_frame(data, limit=kernel.TEST_RUN_MAX_LINEAR):
 def run(prog_fd: int, packet: Any, repeat: int = 1) -> TestRunResult:
     """Run the loaded XDP program `prog_fd` on `packet` (scapy or bytes). With repeat > 1 it also
     runs `repeat` more times for a steadier ns_per_packet (map side effects happen each time)."""
-    if not isinstance(repeat, int) or not 1 <= repeat < 2 ** 32:
-        raise LabError(f"repeat must be a whole number from 1 on, not {repeat!r}")
+    check_count(repeat, "repeat", most=MAX_REPEAT, example=1000)
     data = frame_bytes(packet)
     check_frame(data)
     try:

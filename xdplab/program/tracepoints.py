@@ -57,9 +57,12 @@ import os
 import re
 
 from xdplab.kernel import headers, netdev
-from xdplab.errors import LabError
+from xdplab.errors import ClosedError, LabError
+from xdplab.kernel.constants import (BTF_KIND_QUALIFIERS, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF,
+                                     XDP_ACTIONS)
+from xdplab.kernel.libbpf import BtfType, libbpf
 
-ACTIONS = ("XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT")
+ACTIONS = XDP_ACTIONS
 KINDS = ("exception", "redirect_err", "devmap_xmit", "bulk_tx", "cpumap_enqueue", "cpumap_kthread")
 TRACEFS = ("/sys/kernel/tracing/events/xdp", "/sys/kernel/debug/tracing/events/xdp")
 
@@ -192,9 +195,8 @@ def netdev_offsets():
 
 def _read_offsets():
     import ctypes
-    from xdplab import maps
     try:
-        lib = maps.libbpf()
+        lib = libbpf()
         lib.btf__parse.argtypes, lib.btf__parse.restype = [ctypes.c_char_p, ctypes.c_void_p], ctypes.c_void_p
         lib.btf__find_by_name_kind.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32]
         lib.btf__find_by_name_kind.restype = ctypes.c_int
@@ -212,20 +214,20 @@ def _read_offsets():
                     return {}
                 t = t.contents
                 kind, vlen, bitfields = (t.info >> 24) & 0x1F, t.info & 0xFFFF, t.info >> 31
-                if kind == maps._BTF_TYPEDEF or kind in maps._BTF_QUALIFIERS:
+                if kind == BTF_KIND_TYPEDEF or kind in BTF_KIND_QUALIFIERS:
                     tid = t.size_or_type
                     continue
-                if kind != maps._BTF_STRUCT:
+                if kind != BTF_KIND_STRUCT:
                     return {}
                 raw = (ctypes.c_uint32 * (3 * vlen)).from_address(
-                    ctypes.addressof(t) + ctypes.sizeof(maps._BtfType))
+                    ctypes.addressof(t) + ctypes.sizeof(BtfType))
                 return {(lib.btf__name_by_offset(btf, raw[3 * m]) or b"").decode():
                         (raw[3 * m + 1], raw[3 * m + 2] & 0xFFFFFF if bitfields else raw[3 * m + 2])
                         for m in range(vlen)}
             return {}
 
         def struct(name):
-            tid = lib.btf__find_by_name_kind(btf, name.encode(), maps._BTF_STRUCT)
+            tid = lib.btf__find_by_name_kind(btf, name.encode(), BTF_KIND_STRUCT)
             return members(tid) if tid > 0 else {}
 
         dev, net = struct("net_device"), struct("net")
@@ -274,7 +276,7 @@ class Tracepoints:
     bulk_tx) or on the way to another CPU (cpumap_*) credited to the lab program behind them."""
 
     def __init__(self, lab):
-        lab._check_open()
+        lab.check_open()
         headers.ensure()
         from bcc import BPF
         from xdplab import diagnostics
@@ -414,7 +416,8 @@ class Tracepoints:
         """{Event(program, iface, kind, action, err): count} for this lab's programs (all
         programs on the machine with everything=True, the unknown ones named by id)."""
         if self.bpf is None:
-            raise LabError("the tracepoint counters are closed")
+            raise ClosedError("the tracepoint counters are closed",
+                              "make new ones: xdplab.Tracepoints(lab)")
         where = self._where()
         out = {}
         for k, v in self._table.items():

@@ -102,7 +102,7 @@ class TrafficPanel(_Panel):
     """
 
     def __init__(self, lab, program=None, count=50):
-        lab._check_open()
+        lab.check_open()
         names = [h.name for h in lab.hosts.values() if h.interfaces]
         if len(names) < 2:
             raise LabError("a traffic panel needs a lab with at least two linked hosts",
@@ -179,7 +179,7 @@ class TrafficPanel(_Panel):
     def send(self):
         """Send what the form says, from the source host; returns Sent(report, counted)."""
         with self._lock:
-            self.lab._check_open()
+            self.lab.check_open()
             pkt = self.packet()
             src = self.lab[self.source.value]
             maps = self._maps()
@@ -279,7 +279,7 @@ class VerdictExplorer(_Panel):
     """
 
     def __init__(self, program, fn=None):
-        program._check()
+        program.check_open()
         self.program, self.closed = program, False
         self.result = None
         self._applying = False

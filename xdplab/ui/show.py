@@ -16,6 +16,7 @@ from pygments.lexers import CLexer
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, String
 
 from xdplab.errors import LabError
+from xdplab.kernel.constants import XDP_ACTIONS
 from xdplab.program.program import BPF_DIR, REPO
 
 # pygments token → (CSS class, JupyterLab variable, fallback colour); the first match wins
@@ -36,7 +37,7 @@ _STYLES = [
 # ours): the listing's own style attribute keeps each line on one line, scrolling sideways instead
 NO_WRAP = "white-space:pre;word-break:normal;overflow-wrap:normal;overflow-x:auto"
 _ACTION = ("a", "atom", "#88f")          # XDP_PASS, XDP_DROP, ...: the verdicts stand out
-VERDICTS = {"XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT"}
+VERDICTS = set(XDP_ACTIONS)
 TAB = 8                                  # the kernel's tab width, which bpf/ sources are written in
 
 CSS = "".join(

@@ -31,7 +31,7 @@ import weakref
 import ipywidgets
 
 from xdplab import text, views
-from xdplab.errors import LabError
+from xdplab.errors import ClosedError, LabError, check_count, check_positive
 from xdplab.text import CSS, fmt_per_second, fmt_rate, fmt_value        # noqa: F401 — xdplab.widgets' names
 
 _e = text.escape
@@ -72,7 +72,7 @@ class Refresher:
         box = VBox([..., r.status])             # the status line: errors, pause, stop reason
 
     Stops for good (`r.stopped` tells why) when `widget` is closed, when `lab` closes, when
-    `fn` raises Stop or a LabError about something closed (the program or lab behind it), on
+    `fn` raises Stop or a ClosedError (the program or lab behind it is closed), on
     stop() and at exit. While a widget tracks its views (JupyterLab does), the thread also ends
     when the last view of `widget` is removed (the cell's output cleared or re-run) and starts
     again when the widget is shown anew. Other errors are shown in `status` and the refresh goes
@@ -82,7 +82,7 @@ class Refresher:
 
     def __init__(self, fn, interval=0.5, *, widget=None, lab=None, name="widget"):
         self.fn, self.name = fn, name
-        self._interval = self._check_interval(interval)
+        self._interval = text.check_interval(interval)
         self.count = 0                       # refreshes that completed
         self.errors = 0
         self.skipped = 0                     # ticks skipped because a refresh took too long
@@ -116,7 +116,6 @@ class Refresher:
             lab.on_close(lab_closed)
 
     # -- settings -----------------------------------------------------------------------------------
-    _check_interval = staticmethod(text.check_interval)
 
     @property
     def interval(self):
@@ -124,7 +123,7 @@ class Refresher:
 
     @interval.setter
     def interval(self, value):
-        self._interval = self._check_interval(value)
+        self._interval = text.check_interval(value)
         self._wake.set()                     # the thread re-plans its next tick now
 
     @property
@@ -230,11 +229,10 @@ class Refresher:
                 self.fn()
             except Stop as e:
                 end = str(e) or "stopped"
+            except ClosedError as e:             # the program or lab behind it is gone
+                end = f"stopped: {e.message}"
             except LabError as e:
-                if "closed" in e.message:        # the program or lab behind it is gone
-                    end = f"stopped: {e.message}"
-                else:
-                    self._failed(e, e.message + (f" → {e.hint}" if e.hint else ""))
+                self._failed(e, e.message + (f" → {e.hint}" if e.hint else ""))
             except Exception as e:               # shown, not raised in a thread
                 self._failed(e, f"{type(e).__name__}: {e}")
             else:
@@ -450,12 +448,6 @@ def _select_keys(snap, keys):
     return {k: v for k, v in snap.items() if k in wanted or _key_text(k) in texts or str(k) in texts}
 
 
-def _check_top(top):
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise LabError(f"top must be a whole number from 1 on, not {top!r}", "e.g. top=20")
-    return top
-
-
 Row = collections.namedtuple("Row", "key value rate changed per_cpu history")
 Row.__doc__ = """One row of a MapView: the typed key and value, the per-second rate (same shape
 as the value; None before the second refresh), the names of the value columns that changed since
@@ -482,7 +474,7 @@ class LiveWidget(ipywidgets.VBox):
     """
 
     def __init__(self, title, interval=0.5, *, lab=None, name="widget", extra=()):
-        interval = Refresher._check_interval(interval)
+        interval = text.check_interval(interval)
         self.sent = 0                              # bodies sent to the browser
         self.title = ipywidgets.HTML(title)
         self.body = ipywidgets.HTML("")
@@ -593,7 +585,7 @@ class MapView(LiveWidget):
                  keys=None, field=None, history=30):
         m = map
         m.ensure_readable()
-        _check_top(top)
+        check_count(top, "top", example=20)
         if sort not in ("value", "key"):
             raise LabError(f"sort must be 'value' or 'key', not {sort!r}")
         if per_cpu and not m.percpu:
@@ -647,7 +639,7 @@ class MapView(LiveWidget):
 
     @top.setter
     def top(self, value):
-        self._top = _check_top(value)
+        self._top = check_count(value, "top", example=20)
         self.refresher.refresh()
 
     def _redo(self, change):
@@ -659,6 +651,7 @@ class MapView(LiveWidget):
         per_cpu = self.per_cpu and m.percpu
         now = time.monotonic()
         cpu_snap = None
+        m.program.check_open()          # a closed program stops the view (ClosedError)
         if per_cpu:
             cpu_snap = _select_keys(m.snapshot(per_cpu=True), self.chosen_keys)
             snap = {k: _combine(vc, v) for k, v in cpu_snap.items()}
@@ -810,8 +803,7 @@ class RatesChart(LiveWidget):
     def __init__(self, sources, window=30, interval=0.5, keys=None, field=None, rates=True,
                  max_lines=8, title=None, lab=None, width=600, height=220):
         from xdplab.maps import Map
-        if not (isinstance(window, (int, float)) and not isinstance(window, bool) and window > 0):
-            raise LabError(f"window must be a number of seconds above 0, not {window!r}", "e.g. window=30")
+        check_positive(window, "window", unit="seconds", example=30)
         self.map = sources if isinstance(sources, Map) else None
         if self.map is not None:
             self.map.ensure_readable()
@@ -856,6 +848,7 @@ class RatesChart(LiveWidget):
                 out[name] = v
             prev, self._prev = self._prev or {}, out
             return out, prev
+        self.map.program.check_open()
         snap, pi = self.map.snapshot(), self._primary
         if self.chosen_keys is not None:
             chosen = _select_keys(snap, self.chosen_keys)

@@ -1,0 +1,33 @@
+"""The numbers and names of the kernel's ABI that xdplab uses in more than one place.
+
+Only the standard library here: the two scripts xdplab starts without importing xdplab (the lab
+watchdog, xdplab/lab/reaper.py, and the compile helper, xdplab/program/compile_helper.py) read
+this file by path (runpy.run_path), so they and the package share one definition.
+"""
+from pathlib import Path
+
+# XDP return codes (enum xdp_action): index = value.
+XDP_ACTIONS = ("XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT")
+
+# enum bpf_prog_type: the one program type xdplab loads.
+BPF_PROG_TYPE_XDP = 6
+
+# BPF_PROG_TEST_RUN flags. LIVE_FRAMES: XDP_TX/XDP_REDIRECT really transmit (XDP programs only).
+BPF_F_TEST_RUN_ON_CPU = 1 << 0
+BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
+# BPF_PROG_TEST_RUN's repeat is a __u32: the most runs one call can ask for.
+MAX_REPEAT = 2 ** 32 - 1
+
+# XDP attach flags (include/uapi/linux/if_link.h), by the names xdplab's `mode=` uses.
+XDP_FLAGS_SKB_MODE = 1 << 1      # "generic": XDP run by the core stack on an skb, any driver
+XDP_FLAGS_DRV_MODE = 1 << 2      # "native": XDP run by the driver before any skb exists
+XDP_MODES = {"native": XDP_FLAGS_DRV_MODE, "generic": XDP_FLAGS_SKB_MODE}
+
+# bpffs, and the folder under it where a lab pins its maps (one folder per lab id).
+BPFFS = Path("/sys/fs/bpf")
+PIN_ROOT = BPFFS / "xdplab"
+
+# BTF kinds (enum btf_kind in include/uapi/linux/btf.h) that xdplab's BTF readers walk.
+BTF_KIND_ARRAY, BTF_KIND_STRUCT, BTF_KIND_UNION, BTF_KIND_ENUM = 3, 4, 5, 6
+BTF_KIND_TYPEDEF, BTF_KIND_ENUM64 = 8, 19
+BTF_KIND_QUALIFIERS = frozenset({9, 10, 11, 18})         # volatile, const, restrict, type_tag
