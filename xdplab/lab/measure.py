@@ -9,9 +9,8 @@ counters, a map's counters and the kernel's XDP tracepoint events, before and af
 
     counted(maps, before, after)            # {map: {key: change}} between two sets of snapshots
 """
-import time
-
 from xdplab.errors import LabError
+from xdplab.lab.settle import settled
 from xdplab.lab.counters import link_stats, snmp
 
 
@@ -96,15 +95,7 @@ class measure:
 
     def _still(self):
         """The readings, once they have not changed for `quiet` seconds (or after `limit`)."""
-        now, still_since, deadline = None, time.monotonic(), time.monotonic() + self.limit
-        while time.monotonic() < deadline:
-            cur = [_read(t) for t in self.things]
-            if cur != now:
-                now, still_since = cur, time.monotonic()
-            elif time.monotonic() - still_since >= self.quiet:
-                break
-            time.sleep(0.01)
-        return now
+        return settled(lambda: [_read(t) for t in self.things], self.quiet, self.limit, poll=0.01)
 
     def __enter__(self):
         self.before = self._still()        # earlier traffic (and its echoes) has died down

@@ -36,6 +36,7 @@ from xdplab.kernel import netns
 from xdplab.lab import reaper
 from xdplab.kernel import rtnl
 from xdplab.errors import ClosedError, LabError, PrivilegeError
+from xdplab.lab.settle import settled
 
 if TYPE_CHECKING:
     from xdplab.lab.traffic import SendReport, Stream
@@ -473,17 +474,7 @@ class Lab:
 
     def _wait_quiet(self, limit):
         since, last = self._unsettled
-        deadline = time.monotonic() + limit
-        while True:
-            now = self._tx_counters()
-            t = time.monotonic()
-            if now != last:
-                since, last = t, now
-            elif t - since >= QUIET:
-                break
-            if t >= deadline:
-                break
-            time.sleep(min(QUIET / 5, max(0.001, since + QUIET - t)))
+        settled(self._tx_counters, QUIET, limit, last=last, since=since)
         self._unsettled = None
 
     def _configure(self, i):

@@ -20,9 +20,9 @@ import dataclasses
 import html
 import os
 import statistics
-import time
 
 from xdplab.errors import LabError
+from xdplab.lab.settle import settled
 from xdplab.kernel import netdev, netns
 # the family's socket lives in the kernel layer (the probe uses it too); these names stay here
 from xdplab.kernel.netdev import CMD_DEV_GET, AsyncNetdev, Netdev, netdev_msg  # noqa: F401
@@ -285,21 +285,10 @@ def mode_costs(prog, sender, iface, packet, count=200_000, rounds=5, modes=("nat
             report = sender.send(packet, count=count, iface=out, method=method)
             costs.ns_per_packet[mode].append(report.seconds * 1e9 / report.sent)
             costs.sent[mode] += report.sent
-            costs.received[mode] += _settled(lambda: link_stats(iface)["rx_packets"]) - rx
-            costs.counted[mode] += _settled(lambda: _packets(m.snapshot())) - before
+            costs.received[mode] += settled(lambda: link_stats(iface)["rx_packets"]) - rx
+            costs.counted[mode] += settled(lambda: _packets(m.snapshot())) - before
             costs.lost[mode] += report.lost
     return costs
-
-
-def _settled(read, quiet=0.1, limit=2.0):
-    """read(), once it has not changed for `quiet` seconds (frames still queued get counted)."""
-    value, since, deadline = read(), time.monotonic(), time.monotonic() + limit
-    while time.monotonic() < deadline and time.monotonic() - since < quiet:
-        time.sleep(0.005)
-        now = read()
-        if now != value:
-            value, since = now, time.monotonic()
-    return value
 
 
 # --- what each mode is handed --------------------------------------------------------------------
@@ -383,7 +372,7 @@ def frame_sizes(lab, sender, iface, modes=("generic", "native"), nbytes=2_000_00
             prog.maps["longest"].clear()
             prog.attach(iface, mode=mode)
             out.nbytes[mode] = tcp_transfer(sender, iface.host, nbytes, port + i)
-            frames = _settled(prog.maps["frames"].snapshot)
+            frames = settled(prog.maps["frames"].snapshot)
             out.fitting[mode], out.longer[mode] = frames.get(0, 0), frames.get(1, 0)
             out.longest[mode] = max(prog.maps["longest"].snapshot(per_cpu=True).get(0, [0]))
             prog.detach(iface)

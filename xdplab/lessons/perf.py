@@ -31,6 +31,7 @@ from xdplab.kernel import netns
 from xdplab.program import testrun
 from xdplab.lab import traffic
 from xdplab.lab.counters import link_stats
+from xdplab.lab.settle import settled
 from xdplab.lessons.cpus import run_on_all_cpus
 from xdplab.errors import LabError, check_count, is_count
 from xdplab.kernel.constants import MAX_REPEAT
@@ -241,15 +242,7 @@ def _drop_counter(prog, fn, data, counter):
 def _settled(count, expected, patience=2.0):
     """The count once it reaches `expected` or stops moving (a frame still in a queue when the
     sender returned is counted a moment later)."""
-    deadline = time.monotonic() + patience
-    last = count()
-    while last < expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-        now = count()
-        if now == last:
-            break
-        last = now
-    return last
+    return settled(count, quiet=0.05, limit=patience, poll=0.05, enough=lambda n: n >= expected)
 
 
 def _live(ns, fd, data, count, ifindex, batch_size=0):

@@ -11,12 +11,12 @@ one packet takes microseconds and runs at once. A panel closes when its lab does
 import html
 import ipaddress
 import threading
-import time
 from typing import NamedTuple
 
 import ipywidgets as W
 
 from xdplab.errors import LabError
+from xdplab.lab.settle import settled
 from xdplab.lab.measure import counted
 from xdplab.ui.widgets import CSS, fmt_value
 
@@ -165,16 +165,8 @@ class TrafficPanel(_Panel):
     def _settled(self, maps, last):
         """Snapshots once the maps stopped changing (frames may still be on their way, e.g.
         queued by a rate-limited link, when send returns)."""
-        since = time.monotonic()
-        deadline = since + SETTLE_LIMIT
-        while time.monotonic() < deadline:
-            time.sleep(0.02)
-            cur = self._snapshots(maps)
-            if cur != last:
-                last, since = cur, time.monotonic()
-            elif time.monotonic() - since >= SETTLE_QUIET:
-                break
-        return last
+        return settled(lambda: self._snapshots(maps), SETTLE_QUIET, SETTLE_LIMIT, poll=0.02,
+                       last=last)
 
     def send(self):
         """Send what the form says, from the source host; returns Sent(report, counted)."""
