@@ -69,3 +69,26 @@ def test_the_budget_stops_a_lesson_at_its_cell_and_the_rest_are_not_run(tmp_path
     assert (saved["99-test"]["status"], saved["99-test"]["cell"]) == ("timeout", 1), saved
     assert "time ran out" in saved["99-test"]["error"], saved
     assert saved["98-later"]["status"] == "not run", saved
+
+
+def test_a_kernel_that_does_not_start_is_started_once_more(tmp_path, monkeypatch):
+    """What the 5.10 guest showed on a busy host: the first lesson's Jupyter kernel did not answer
+    within STARTUP_TIMEOUT (nbclient's RuntimeError, no cell run). It is started once more; a
+    kernel that fails to start twice fails the lesson, saying so, with no cell named."""
+    starts = []
+
+    class Client(lessons.NotebookClient):
+        def execute(self, **kw):
+            starts.append(1)
+            if len(starts) <= fails:
+                raise RuntimeError("Kernel didn't respond in 300 seconds")
+            return super().execute(**kw)
+    monkeypatch.setattr(lessons, "NotebookClient", Client)
+    fails = 1
+    out = lessons.run(notebook(tmp_path, "x = 1", "print(x)"))
+    assert (out["status"], out.get("restarts"), len(starts)) == ("ok", 1, 2), out
+    starts.clear()
+    fails = 2
+    out = lessons.run(notebook(tmp_path, "x = 1"))
+    assert (out["status"], out["cell"], out["restarts"], len(starts)) == ("fail", None, 1, 2), out
+    assert out["error"] == f"the notebook's kernel did not start within {lessons.STARTUP_TIMEOUT} s"

@@ -55,7 +55,22 @@ def kernel_sensitive():
 
 def run(path, deadline=None):
     """Run one notebook; `deadline` (time.monotonic()) is when the budget ends: no cell runs past
-    it, and the lesson it stops is "timeout" at that cell."""
+    it, and the lesson it stops is "timeout" at that cell. A Jupyter kernel that does not start
+    within STARTUP_TIMEOUT (the first one of a guest, its imports read cold over 9p on a busy
+    host: seen once on 5.10) is started once more before the lesson is called failed."""
+    out = _run_once(path, deadline)
+    left = None if deadline is None else deadline - time.monotonic()
+    if out.get("startup") and (left is None or left >= MIN_START):
+        print(f"lessons.py: {path.stem}: {out['error']}; starting it once more",
+              file=sys.stderr, flush=True)
+        first = out["seconds"]
+        out = _run_once(path, deadline)
+        out["seconds"] = round(out["seconds"] + first, 1)
+        out["restarts"] = 1
+    return out
+
+
+def _run_once(path, deadline):
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=CELL_TIMEOUT, startup_timeout=STARTUP_TIMEOUT,
                             kernel_name=KERNEL, resources={"metadata": {"path": str(path.parent)}})
@@ -79,9 +94,14 @@ def run(path, deadline=None):
         # own clean-up, with an AssertionError): the lesson failed at the cell after the last one
         # that ran, and the other lessons still run
         dead = isinstance(e, DeadKernelError) or isinstance(e.__context__, DeadKernelError)
+        # nbclient's wait_for_ready: RuntimeError("Kernel didn't respond in N seconds")
+        startup = not done and isinstance(e, RuntimeError) and "didn't respond" in str(e)
         out.update(status="fail", cell=done[-1] + 1 if done else None,
                    error=("DeadKernelError: the notebook's kernel died" if dead
-                          else f"{type(e).__name__}: {e}")[:600])
+                          else f"the notebook's kernel did not start within {STARTUP_TIMEOUT} s"
+                          if startup else f"{type(e).__name__}: {e}")[:600])
+        if startup:
+            out["startup"] = True
     out["seconds"] = round(time.monotonic() - start, 1)
     # what the lesson itself said it could not prove here ("skipped: ..." lines of its cells)
     out["skipped"] = [line for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
