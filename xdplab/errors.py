@@ -6,8 +6,6 @@ traceback: `_repr_html_` / `text()` give the two forms (`render_exception`); the
 exception handler that shows them is the UI's (xdplab.ui.magics.exception_handler, installed by
 %load_ext xdplab), so this module imports nothing of IPython.
 """
-import html as _html
-
 NL = "\n"
 
 
@@ -55,7 +53,7 @@ class LabError(Exception):
 
     def _repr_html_(self):
         title, excerpt, why, hint, details = self._parts()
-        e = _html.escape
+        from xdplab.text import escape as e      # (text.py imports this module)
         parts = ['<div style="border-left:4px solid var(--jp-error-color1,#c62828);padding:4px 10px;margin:4px 0">',
                  f'<b style="color:var(--jp-error-color1,#c62828)">{e(title)}</b>']
         if excerpt:
@@ -161,5 +159,6 @@ def render_exception(exc, html=False):
     give their one-line `Type: message`."""
     if isinstance(exc, LabError):
         return exc._repr_html_() if html else exc.text()
+    from xdplab.text import escape
     text = f"{type(exc).__name__}: {exc}"
-    return f"<pre>{_html.escape(text)}</pre>" if html else text
+    return f"<pre>{escape(text)}</pre>" if html else text

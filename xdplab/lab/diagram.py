@@ -24,13 +24,13 @@ text renders below MIN_FONT px: wider than the notebook, it scrolls sideways.
 """
 import ctypes
 import dataclasses
-import html
 import os
 from collections import deque
 from pathlib import Path
 
 from xdplab.errors import LabError
 from xdplab.kernel.libbpf import libbpf
+from xdplab.text import escape
 
 # geometry, in px
 PAD = 10                       # inside a box
@@ -79,8 +79,7 @@ CSS = """
 """
 
 
-def _e(text):
-    return html.escape(str(text), quote=True)
+_e = escape
 
 
 def _text_class(mode):

@@ -26,7 +26,6 @@ A check.py holds (see labs/README.md):
     def many(t): for i in range(40): t.expect(what, pkt, "drop", about=...)   # t.rng: this run's
 """
 import dataclasses
-import html
 import importlib.util
 import itertools
 import random
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from xdplab.errors import LabError
 from xdplab.program.program import REPO
+from xdplab.text import escape
 
 LABS_DIR = REPO / "labs"
 WORDS = {"XDP_ABORTED": "aborted (XDP_ABORTED)", "XDP_DROP": "dropped", "XDP_PASS": "passed",
@@ -331,7 +331,7 @@ class Report:
         p.text(self.text())
 
     def _repr_html_(self):
-        e = html.escape
+        e = escape
         color = "var(--jp-success-color1, #2e7d32)" if self.passed else "var(--jp-error-color1, #c62828)"
         parts = [f'<div style="border-left:4px solid {color};padding:4px 10px;margin:4px 0;'
                  f'color:var(--jp-ui-font-color1)"><b style="color:{color}">{e(self.summary())}</b>']

@@ -12,7 +12,6 @@ learner's progress where it belongs. $XDPLAB_PROGRESS names another file (the te
 import contextlib
 import datetime
 import errno
-import html
 import json
 import os
 import pwd
@@ -20,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from xdplab.errors import is_count
+from xdplab.text import escape
 
 
 # Lab folders as they were named before the labs were numbered by lesson (lesson number and a
@@ -286,7 +286,7 @@ def text(store=None, root=None):
 
 
 def html_table(store=None, root=None):
-    e = html.escape
+    e = escape
     store = store or Progress()
     table = rows(store, root)
     done = sum(state == "done" for _, _, state in table)

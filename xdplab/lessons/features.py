@@ -17,11 +17,11 @@ opened inside the lab host, off the notebook's asyncio loop when one runs) is ke
 xdplab.kernel.netdev; this module names the flags, shows them and measures the modes.
 """
 import dataclasses
-import html
 import os
 import statistics
 
 from xdplab.errors import LabError
+from xdplab.text import escape
 from xdplab.lab.settle import settled
 from xdplab.kernel import netdev, netns
 # the family's socket lives in the kernel layer (the probe uses it too); these names stay here
@@ -196,7 +196,7 @@ class FeatureTable(list):
 
 
 def compare_table(rows):
-    e = html.escape
+    e = escape
     td = 'style="text-align:center;padding:2px 10px"'
     if not all(r.available for r in rows):
         return f"<pre>{e(rows[0].note)}</pre>"

@@ -21,12 +21,12 @@ keeps what was sent and what the program counted, for the lesson's checks.
 """
 import dataclasses
 import errno
-import html
 import os
 import time
 import typing
 
 from xdplab.kernel import bpf as kernel
+from xdplab.text import escape
 from xdplab.kernel import netns
 from xdplab.program import testrun
 from xdplab.lab import traffic
@@ -68,7 +68,7 @@ def _finish(fig):
 
 
 def _table(title, head, rows):
-    e = lambda v: html.escape(str(v))
+    e = escape
     cells = lambda r, tag: "".join(f"<{tag}>{e(v)}</{tag}>" for v in r)
     body = "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows)
     return (f"<div><b>{e(title)}</b><table><tr>{cells(head, 'th')}</tr>{body}</table></div>")

@@ -20,7 +20,6 @@ bps kbps mbps gbps are bytes/s), "16kb" (bytes, 1024-based: b kb mb), or plain n
 (bits/s, bytes).
 """
 import errno
-import html
 import ipaddress
 import math
 import re
@@ -32,6 +31,7 @@ import time
 from typing import NamedTuple
 
 from xdplab.kernel import netns
+from xdplab.text import escape
 from xdplab.lab import traffic
 from xdplab.errors import LabError, is_count, is_positive
 
@@ -481,8 +481,8 @@ def table(*tests):
     from IPython.display import HTML
     rows = [t.summary() for t in tests]
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in cols)
+    head = "".join(f"<th>{escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{escape(r.get(c, ''))}</td>" for c in cols)
                    + "</tr>" for r in rows)
     return HTML(f"<table><tr>{head}</tr>{body}</table>")
 

@@ -12,7 +12,6 @@ that adapt to this kernel, one line each, from xdplab.probe() (xdplab.kernelprob
 """
 import dataclasses
 import errno
-import html
 import json
 import os
 import platform
@@ -20,6 +19,8 @@ import re
 import shutil
 import textwrap
 import time
+
+from xdplab.text import escape
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MIN_KERNEL = (5, 10)   # bounded loops, BTF, native XDP on veth; the oldest supported distro has 5.15
@@ -138,18 +139,18 @@ class Report:
         colors = {OK: "#1a7f37", WARN: "#9a6700", FAIL: "#cf222e"}
         rows = []
         for c in self.checks:
-            fix = (f"<div style='color:{colors[c.status]}'>→ {html.escape(c.fix)}</div>"
+            fix = (f"<div style='color:{colors[c.status]}'>→ {escape(c.fix)}</div>"
                    if c.fix else "")
             rows.append(
                 f"<tr><td style='color:{colors[c.status]};font-weight:bold;text-align:left'>"
                 f"{c.status}</td><td style='text-align:left;white-space:nowrap'>"
-                f"{html.escape(c.name)}</td><td style='text-align:left'>{html.escape(c.summary)}"
+                f"{escape(c.name)}</td><td style='text-align:left'>{escape(c.summary)}"
                 f"{fix}</td></tr>")
         color = colors[FAIL if self.failures else OK]
         return (f"<table class='xdplab-doctor' style='font-size:90%'>"
-                f"<caption style='text-align:left'>xdplab doctor — {html.escape(_machine())}"
+                f"<caption style='text-align:left'>xdplab doctor — {escape(_machine())}"
                 f"</caption>{''.join(rows)}</table>"
-                f"<div style='color:{color}'>{html.escape(self.verdict())}</div>")
+                f"<div style='color:{color}'>{escape(self.verdict())}</div>")
 
 
 def _machine():

@@ -115,8 +115,7 @@ class KernelProbe:
         return f"<KernelProbe of Linux {self.release} ({self.seconds:.1f} s):{rows}>"
 
     def _repr_html_(self):
-        import html
-        e = html.escape
+        from xdplab.text import escape as e
         rows = "".join(f"<tr><td style='text-align:left'><code>{e(f.name)}</code></td>"
                        f"<td style='text-align:left'>{e(repr(f.value))}</td>"
                        f"<td style='text-align:left'>{e(f.here)}</td></tr>" for f in self.findings)

@@ -25,7 +25,6 @@ line numbers do not change.
 """
 import collections
 import ctypes
-import html
 import re
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 from xdplab.errors import LabError
 from xdplab.program.events import EventLog, table_html
 from xdplab.program.testrun import verdict_name
+from xdplab.text import escape
 
 MAP = "xdplab_capture"
 HEADER = Path(__file__).resolve().parents[2] / "bpf" / "include" / "xdplab_capture.h"
@@ -173,7 +173,7 @@ class Capture(EventLog):
                           rows, notes)
 
     def _title(self):
-        e = html.escape
+        e = escape
         return (f'<span class="xdplab-w"><b>captured packets</b> <span class="cap">of '
                 f'{e(self.program.name)}, with their verdicts</span></span>')
 

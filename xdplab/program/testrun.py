@@ -12,13 +12,13 @@ back the program's return value and the (possibly rewritten) packet of the last 
 from __future__ import annotations
 
 import difflib
-import html
 import os
 from typing import Any, NamedTuple
 
 from xdplab.kernel import bpf as kernel
 from xdplab.errors import LabError, PrivilegeError, check_count
 from xdplab.kernel.constants import MAX_REPEAT
+from xdplab.text import escape
 
 # Unset Ethernet addresses are filled with these (scapy would otherwise ARP on this machine's
 # own network to find a destination MAC): locally administered, easy to spot in a diff.
@@ -156,7 +156,7 @@ class Diff(list):
     def _repr_html_(self):
         if not self:
             return "<i>no change: the packet left as it came in</i>"
-        cell = lambda v, tag="td": f"<{tag}>{html.escape(str(v))}</{tag}>"
+        cell = lambda v, tag="td": f"<{tag}>{escape(v)}</{tag}>"
         head = "".join(cell(h, "th") for h in ("layer", "field", "before", "after"))
         body = "".join("<tr>" + "".join(cell(v) for v in r) + "</tr>" for r in self._rows())
         return f"<table><tr>{head}</tr>{body}</table>"
@@ -191,7 +191,7 @@ class TestRunResult:
                 f"in : {self.input.summary()}\nout: {self.packet.summary()}\n{self.diff}")
 
     def _repr_html_(self):
-        e = html.escape
+        e = escape
         return (f"<div><b>{e(self.verdict)}</b> (return value {self.retval}) · "
                 f"{self.ns_per_packet} ns/packet over {self.repeat} run(s)<br>"
                 f"<code>in&nbsp;: {e(self.input.summary())}</code><br>"

@@ -8,7 +8,6 @@ Each panel shows itself as the last line of a cell, and has a method doing what 
 background thread, so the notebook stays responsive while packets go out; running a program on
 one packet takes microseconds and runs at once. A panel closes when its lab does.
 """
-import html
 import ipaddress
 import threading
 from typing import NamedTuple
@@ -16,6 +15,7 @@ from typing import NamedTuple
 import ipywidgets as W
 
 from xdplab.errors import LabError
+from xdplab.text import escape
 from xdplab.lab.settle import settled
 from xdplab.lab.measure import counted
 from xdplab.ui.widgets import CSS, fmt_value
@@ -40,8 +40,7 @@ VERDICTS = {   # background, text colour, what it means. Fixed pairs (not theme 
 }
 
 
-def _e(x):
-    return html.escape(str(x), quote=True)
+_e = escape
 
 
 def _error(e):

@@ -8,7 +8,6 @@ from JupyterLab's editor theme (its --jp-mirror-editor-* CSS variables, with fal
 so the source reads the same as a code cell in light and dark themes. In a terminal the repr is
 the plain numbered text.
 """
-import html
 from pathlib import Path
 
 from pygments import lex
@@ -16,6 +15,7 @@ from pygments.lexers import CLexer
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, String
 
 from xdplab.errors import LabError
+from xdplab.text import escape
 from xdplab.kernel.constants import XDP_ACTIONS
 from xdplab.program.program import BPF_DIR, REPO
 
@@ -118,7 +118,7 @@ class Source:
         return [(n, rows[n - 1] if n - 1 < len(rows) else []) for n in range(first, last + 1)]
 
     def _repr_html_(self):
-        e = html.escape
+        e = escape
         width = len(str(self.lines[1]))
         body = []
         for n, parts in self._numbered():
