@@ -67,7 +67,7 @@ def capture_stderr():
 _LITERALS = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
 
 
-def _code_only(source):
+def code_only(source):
     """`source` with comments, literals and preprocessor lines blanked; newlines kept."""
     code = _LITERALS.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), source)
     out, cont = [], False
@@ -80,7 +80,7 @@ def _code_only(source):
 
 def functions(source):
     """Top-level function definitions: [(name, first_line, brace_line, last_line, is_static)]."""
-    code = _code_only(source)
+    code = code_only(source)
     line_of = lambda pos: code.count("\n", 0, pos) + 1
     found, depth, start, current = [], 0, None, None
     for i, ch in enumerate(code):
@@ -158,7 +158,7 @@ _LOOP = re.compile(r"\b(for|while|do)\b")
 def _loop_line(source, function, near=None):
     """The loop header at or above line `near` in `function` (or its only loop)."""
     first, last = _function_span(source, function)
-    code = _code_only(source).split("\n")
+    code = code_only(source).split("\n")
     loops = [ln for ln in range(first, last + 1) if _LOOP.search(code[ln - 1])]
     if near:
         above = [ln for ln in loops if ln <= near]
@@ -169,7 +169,7 @@ def _loop_line(source, function, near=None):
 def _find(source, words, function=None):
     """First line (inside `function` if it has one there) that contains one of `words`."""
     first, last = _function_span(source, function) if function else (1, source.count("\n") + 1)
-    code = _code_only(source).split("\n")
+    code = code_only(source).split("\n")
     hits = [ln for ln, s in enumerate(code, 1) if any(re.search(rf"\b{re.escape(w)}\b", s) for w in words)]
     inside = [ln for ln in hits if first <= ln <= last]
     return (inside or hits or [None])[0]
@@ -478,7 +478,7 @@ def _special_compile(msg, text, source, later, line=None):
             extra = " — the first is the program's ctx" if meth in ("perf_submit", "call") else ""
             return (f"{mname}.{meth}() takes {want} argument{'s' * (want != '1')}, this call passes "
                     f"{have}{extra}.", f"write {sig}")
-        fn = next(iter(re.findall(r"\b(\w+)\s*\(", _code_only(text))), None)
+        fn = next(iter(re.findall(r"\b(\w+)\s*\(", code_only(text))), None)
         fn = fn if fn not in ("if", "while", "for", "return", "switch") else None
         fn = fn or "The function"
         return (f"{fn} takes {want} argument{'s' * (want != '1')}, this call passes {have}.",
@@ -659,7 +659,7 @@ def _backend_error(lines, source, text):
     if "stack limit" in msg:
         line = _biggest_array(source, fn)
     elif "dynamic stack allocation" in msg:
-        line = next((ln for ln, s in enumerate(_code_only(source).split("\n"), 1) if _VLA.match(s)), None)
+        line = next((ln for ln, s in enumerate(code_only(source).split("\n"), 1) if _VLA.match(s)), None)
     elif line is None and fn:
         line = _function_span(source, fn)[0]
     src_lines = source.splitlines()
@@ -698,7 +698,7 @@ UNROLL_HINT = ("remove the #pragma unroll (or unroll only small loops, up to a f
 
 def _unrolled_loop(source):
     """(line, bound) of the loop after a `#pragma unroll` in `source`, else None."""
-    lines, code = source.splitlines(), _code_only(source).split("\n")
+    lines, code = source.splitlines(), code_only(source).split("\n")
     for i, text in enumerate(lines):
         if re.match(r"\s*#\s*pragma\s+(?:clang\s+loop\s+unroll|unroll)", text):
             for ln in range(i + 2, min(i + 4, len(lines)) + 1):
@@ -717,7 +717,7 @@ def _unroll_why(bound, what):
 def _big_locals(source, function):
     """Whether `function` declares a local array or struct (what usually fills the stack)."""
     first, last = _function_span(source, function)
-    code = _code_only(source).split("\n")
+    code = code_only(source).split("\n")
     return any(_ARRAY_DECL.match(code[ln - 1]) or _STRUCT_LOCAL.match(code[ln - 1])
                for ln in range(first + 1, last + 1))
 
@@ -730,7 +730,7 @@ _STRUCT_LOCAL = re.compile(r"^\s*(?:(?:volatile|const)\s+)*(?:struct|union)\s+\w
 def _biggest_array(source, function):
     """The line declaring the largest local array in `function` (else its first struct local)."""
     first, last = _function_span(source, function)
-    code = _code_only(source).split("\n")
+    code = code_only(source).split("\n")
     sizes = [(int(m.group(1)), -ln) for ln in range(first, last + 1)
              if (m := _ARRAY_DECL.match(code[ln - 1]))]
     if sizes:
@@ -988,7 +988,7 @@ _ADJUST = re.compile(r"\bbpf_xdp_adjust_(?:head|tail|meta)\s*\(")
 
 def _globals(source):
     """Names of the file-scope variables of `source` (not maps, functions or types)."""
-    code = _code_only(source)
+    code = code_only(source)
     depth, top = 0, []
     for ch in code:                         # keep only the text at brace depth 0
         depth += (ch == "{") - (ch == "}")
@@ -1007,7 +1007,7 @@ def _globals(source):
 def _special_verifier(headline, source, function, line):
     """(explanation, hint) where the learner's code says more than the verifier's message."""
     lines = source.splitlines()
-    text = _code_only(source).split("\n")[line - 1] if line and line <= len(lines) else ""
+    text = code_only(source).split("\n")[line - 1] if line and line <= len(lines) else ""
     first, _ = _function_span(source, function)
     if re.search(r"last insn is not an exit or jmp|unreachable insn|jump out of range|call stack|"
                  r"recursive call", headline) and (rec := _recursive_call(source)):
@@ -1018,7 +1018,7 @@ def _special_verifier(headline, source, function, line):
                 "rewrite the recursion as a loop with a constant bound, e.g. "
                 "for (int i = 0; i < 16 && n > 1; i++) { ... }", at)
     if re.search(r"invalid mem access '(scalar|inv)'", headline):
-        before = _code_only("\n".join(lines[first - 1:line - 1] if line else []))
+        before = code_only("\n".join(lines[first - 1:line - 1] if line else []))
         if line and _ADJUST.search(before):
             return ("This line uses a packet pointer computed before bpf_xdp_adjust_head (or _tail, "
                     "_meta) was called. Those helpers move the packet's start or end, so the verifier "
@@ -1035,7 +1035,7 @@ def _special_verifier(headline, source, function, line):
                     "or make a constant a #define")
     r = re.search(r"\br=(\d+)", headline)
     if "invalid access to packet" in headline and r and r.group(1) == "8":
-        code = _code_only(source)
+        code = code_only(source)
         for name in re.findall(r"sizeof\s*\(\s*(\w+)\s*\)", code):
             if re.search(rf"\*\s*{re.escape(name)}\s*[=;,)]", code):
                 return ("The bounds check covers only 8 bytes: sizeof(" + name + ") is the size of the "
@@ -1048,7 +1048,7 @@ def _special_verifier(headline, source, function, line):
 
 def _recursive_call(source):
     """(function, line) of the first function of `source` that calls itself, else None."""
-    code = _code_only(source).split("\n")
+    code = code_only(source).split("\n")
     for name, _, brace, last, _ in functions(source):
         for ln in range(brace, last + 1):
             body = code[ln - 1] if ln != brace else code[ln - 1].split("{", 1)[-1]
@@ -1060,7 +1060,7 @@ def _recursive_call(source):
 def _indirect_call_line(source, function):
     """The line calling through a function pointer (declared as `(*name)(...)`) in `function`."""
     first, last = _function_span(source, function)
-    code = _code_only(source).split("\n")
+    code = code_only(source).split("\n")
     for ptr in re.findall(r"\(\s*\*\s*(\w+)\s*\)\s*\(", "\n".join(code[first - 1:last])):
         for ln in range(first, last + 1):
             if re.search(rf"(?<![*\w]){re.escape(ptr)}\s*\(", code[ln - 1]) and \

@@ -11,6 +11,8 @@ everyone who loaded the library: a prototype set in one place changes the calls 
     libbpf.libbcc()                # bcc's libbcc, plus the table-walking functions bcc's Python
                                    # does not declare
     libbpf.sys_bpf(cmd, attr)      # the raw bpf(2) system call (xdplab.kernel.bpf)
+    libbpf.decode_table_type(desc) # bcc's ctypes type of a map key/value (a private bcc name,
+    libbpf.bcc_callback_types()    # as are its perf/ring buffer callback types: wrapped here)
 
 Not here: xdplab/program/compile_helper.py, which runs as a plain script with only the standard
 library and bcc (it cannot import xdplab), declares its own few.
@@ -137,3 +139,21 @@ def sys_bpf(cmd, attr):
     failure, errno set — ctypes.get_errno())."""
     return _libc.syscall(ctypes.c_long(NR_BPF), ctypes.c_long(cmd), ctypes.byref(attr),
                          ctypes.c_long(ctypes.sizeof(attr)))
+
+
+# -- private names of bcc's Python, used in this one place --------------------------------------------
+# bcc offers no public way to these; should a bcc release rename them, only this breaks.
+def decode_table_type(desc):
+    """The ctypes type bcc makes for a map's key or value from the JSON type description its
+    compiler gives (a table's key_desc / leaf_desc): bcc.BPF._decode_table_type."""
+    import json
+    from bcc import BPF
+    return BPF._decode_table_type(json.loads(desc) if isinstance(desc, (str, bytes)) else desc)
+
+
+def bcc_callback_types():
+    """bcc's ctypes callback types (ring buffer, perf buffer raw, perf buffer lost):
+    bcc.libbcc._RINGBUF_CB_TYPE, _RAW_CB_TYPE and _LOST_CB_TYPE, what bpf_new_ringbuf() and
+    bpf_open_perf_buffer_opts() take."""
+    from bcc import libbcc as bcc_lib
+    return bcc_lib._RINGBUF_CB_TYPE, bcc_lib._RAW_CB_TYPE, bcc_lib._LOST_CB_TYPE

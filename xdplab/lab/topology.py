@@ -661,6 +661,11 @@ def _check_chain(hosts):
         seen.add(h)
 
 
+def open_labs() -> list[Lab]:
+    """The labs of this process that are not closed, oldest first."""
+    return sorted((lab for lab in _live_labs if not lab.closed), key=lambda lab: lab._created)
+
+
 _retiring = []                 # watchdogs of closed labs, exiting on their own
 
 

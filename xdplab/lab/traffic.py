@@ -90,7 +90,7 @@ def send(host: Host, packets: Any, count: int = 1, iface: Interface | str | None
     if not host.interfaces:
         raise LabError(f"host {host.name!r} has no link to send on",
                        f"connect it first: lab.link({host.name}, other_host)")
-    frames, shaped = _prepare(host, items, iface)
+    frames, shaped = prepare_frames(host, items, iface)
     notes = []
 
     live = method == "live_frames" or (method == "auto" and count >= FAST_COUNT)
@@ -117,7 +117,7 @@ def send(host: Host, packets: Any, count: int = 1, iface: Interface | str | None
         if lost:
             notes.append(_lost_note(frames, lost, sent))
     else:
-        sent, seconds = _send_af_packet(host, frames, count)
+        sent, seconds = send_af_packet(host, frames, count)
         lost = 0
     names = ", ".join(dict.fromkeys(str(i) for i, _ in frames))
     return SendReport(sent, "live_frames" if live else "af_packet",
@@ -126,7 +126,7 @@ def send(host: Host, packets: Any, count: int = 1, iface: Interface | str | None
 
 # --- building frames -------------------------------------------------------------------------------
 
-def _prepare(host, items, iface):
+def prepare_frames(host, items, iface):
     """[(Interface, frame bytes)], and {Interface: qdisc kind} of those with a root qdisc."""
     chosen = _named_iface(host, iface) if iface is not None else None
     frames, mtus, shaped = [], {}, {}
@@ -343,7 +343,7 @@ def _lost_note(frames, lost, sent):
 
 # --- AF_PACKET --------------------------------------------------------------------------------------
 
-def _send_af_packet(host, frames, count):
+def send_af_packet(host, frames, count):
     """Send every frame `count` times, in order: (frames sent, seconds)."""
     socks = {}
     try:

@@ -62,7 +62,7 @@ def run_on_all_cpus(prog, packet, repeat=1_000_000, cpus=None, fn=None):
         except threading.BrokenBarrierError:
             pass                                  # another thread failed: it reports why
         except OSError as e:
-            errors.append(testrun._translate(e))
+            errors.append(testrun.test_run_error(e))
             start.abort()
 
     threads = [threading.Thread(target=work, args=(cpu,), name=f"xdplab-cpu{cpu}") for cpu in cpus]

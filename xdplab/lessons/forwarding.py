@@ -133,7 +133,7 @@ def test_run_on(prog, iface, packet, fn=None):
                 "send the packet for real instead, with the program attached: "
                 "with measure(prog.maps['counters'], <the receiving interface>) as seen: "
                 "<sender>.send(packet)") from None
-        raise testrun._translate(e) from None
+        raise testrun.test_run_error(e) from None
     return testrun.TestRunResult(retval, data, out, duration, 1)
 
 

@@ -219,7 +219,7 @@ def _frame(sender, receiver, packet, live=True):
                        "straight from one to the other", "measure between two hosts joined by "
                        "lab.link(a, b), e.g. lab.client and lab.server of Lab.pair()")
     ifc = sender.iface(receiver)
-    (ifc, data), = traffic._prepare(sender, [packet], ifc)[0]
+    (ifc, data), = traffic.prepare_frames(sender, [packet], ifc)[0]
     if live and not traffic.live_frames_available(sender.ns):
         raise LabError("this kernel has no BPF_F_TEST_XDP_LIVE_FRAMES (Linux 5.18+), which these "
                        "measurements send with", "measure with method='af_packet' and "
@@ -301,7 +301,7 @@ class _Receiving:
         """Like inject(), through an AF_PACKET socket (Host.send's way without live frames): one
         system call per frame, timed by the wall clock only, so ns per frame is wall time."""
         before, lost = self.count(), link_stats(self.ifc).get("tx_dropped", 0)
-        sent, seconds = traffic._send_af_packet(self.sender, [(self.ifc, self.data)], count)
+        sent, seconds = traffic.send_af_packet(self.sender, [(self.ifc, self.data)], count)
         lost = link_stats(self.ifc).get("tx_dropped", 0) - lost
         counted = _settled(self.count, before + sent - lost) - before
         return sent, counted, lost, seconds, seconds * 1e9 / sent

@@ -212,7 +212,7 @@ class Flood(traffic.Background):
         if isinstance(packet, (list, tuple)):
             raise LabError("a Flood sends one packet over and over, not a list",
                            "start one Flood per packet")
-        (self.iface, self.frame), = traffic._prepare(host, [packet], iface)[0]
+        (self.iface, self.frame), = traffic.prepare_frames(host, [packet], iface)[0]
         self.host, self.seconds = host, seconds
         self.rate = parse_rate(rate)
         self.pps = self.rate / 8 / len(self.frame)

@@ -172,7 +172,7 @@ class Capture(EventLog):
         return table_html(self._summary(), ["t (s)", "interface", "verdict", "bytes", "packet"],
                           rows, notes)
 
-    def _title(self):
+    def title(self):
         e = escape
         return (f'<span class="xdplab-w"><b>captured packets</b> <span class="cap">of '
                 f'{e(self.program.name)}, with their verdicts</span></span>')

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from xdplab.program import compile_helper as wire
 from xdplab.errors import LabError
+from xdplab.kernel.libbpf import decode_table_type
 
 HELPER = Path(__file__).resolve().parent / "compile_helper.py"
 _lock = threading.RLock()
@@ -320,7 +321,6 @@ class Loaded:
 
 def _bcc_table(bpf, info):
     """bcc's own Table class for a map, made without bcc's module (whose facts we were sent)."""
-    from bcc import BPF
     from bcc import table as T
     classes = {T.BPF_MAP_TYPE_HASH: T.HashTable, T.BPF_MAP_TYPE_ARRAY: T.Array,
                T.BPF_MAP_TYPE_PROG_ARRAY: T.ProgArray,
@@ -332,8 +332,7 @@ def _bcc_table(bpf, info):
                T.BPF_MAP_TYPE_CPUMAP: T.CpuMap, T.BPF_MAP_TYPE_XSKMAP: T.XskMap,
                T.BPF_MAP_TYPE_ARRAY_OF_MAPS: T.MapInMapArray,
                T.BPF_MAP_TYPE_HASH_OF_MAPS: T.MapInMapHash, T.BPF_MAP_TYPE_RINGBUF: T.RingBuf}
-    key = BPF._decode_table_type(json.loads(info.key_desc))
-    leaf = BPF._decode_table_type(json.loads(info.leaf_desc))
+    key, leaf = decode_table_type(info.key_desc), decode_table_type(info.leaf_desc)
     if info.type in (T.BPF_MAP_TYPE_QUEUE, T.BPF_MAP_TYPE_STACK):
         t = T.QueueStack(bpf, info.index, info.fd, leaf)
     elif info.type in classes:

@@ -76,6 +76,7 @@ from pathlib import Path
 
 from xdplab import maps, text, views
 from xdplab.errors import LabError, PrivilegeError, SetupError, check_count, is_count
+from xdplab.kernel.libbpf import bcc_callback_types
 
 POLL_MS = 100                   # reader threads wake this often to see whether to stop
 KEEP = 10_000                   # events / trace lines kept
@@ -171,7 +172,7 @@ def table_html(summary, columns, rows, notes=()):
 class _Live:
     """What EventLog and TraceLog share: the live view, wait(), the lab and exit hooks."""
     closed = None                 # why it stopped (None while it runs)
-    _view = None                  # the live view the UI made of it (xdplab.ui.logs), if any
+    live_view = None              # the live view the UI made of it (xdplab.ui.logs), if any
 
     def _hook_lab(self, lab):
         me = weakref.ref(self)
@@ -204,8 +205,8 @@ class _Live:
         return views.mimebundle("log", self, include, exclude)
 
     def _stop_refresh(self):
-        if self._view is not None:           # the view shows the last table and stops refreshing
-            self._view.source_stopped()
+        if self.live_view is not None:           # the view shows the last table and stops refreshing
+            self.live_view.source_stopped()
 
     def __enter__(self):
         return self
@@ -248,7 +249,7 @@ class EventLog(_Live):
         self.program, self.map_name, self.kind = program, map_name, m.kind
         self.max_rows, self.sample, self.pages = max_rows, sample, pages
         self.interval = text.check_interval(interval)
-        self._lab, self._name = program.lab, f"events-{map_name}"
+        self.lab, self.view_name = program.lab, f"events-{map_name}"
         self.ctype, hints = ((ctype, None) if ctype is not None
                              else event_type(program.bpf, map_name))
         self.codec = maps.make_codec(self.ctype, None, hints, declare, top=True)
@@ -311,16 +312,17 @@ class EventLog(_Live):
         from bcc import libbcc
         from bcc.utils import get_online_cpus
         lib, bpf = libbcc.lib, maps.libbpf()
+        ringbuf_cb, raw_cb, lost_cb = bcc_callback_types()
         if self.kind == "ringbuf":
-            self._cbs = libbcc._RINGBUF_CB_TYPE(lambda ctx, data, size: self._on_event(data, size))
+            self._cbs = ringbuf_cb(lambda ctx, data, size: self._on_event(data, size))
             ring = lib.bpf_new_ringbuf(self._fd, self._cbs, None)
             if not ring:
                 raise LabError(f"could not open ring buffer {self.map_name!r}: "
                                f"{os.strerror(ctypes.get_errno() or 22)}")
             self._handles.append(ring)
             return
-        self._cbs = (libbcc._RAW_CB_TYPE(lambda ctx, data, size: self._on_event(data, size)),
-                     libbcc._LOST_CB_TYPE(lambda ctx, lost: self._on_lost(lost)))
+        self._cbs = (raw_cb(lambda ctx, data, size: self._on_event(data, size)),
+                     lost_cb(lambda ctx, lost: self._on_lost(lost)))
         for cpu in get_online_cpus():
             opts = libbcc.bcc_perf_buffer_opts(pid=-1, cpu=cpu, wakeup_events=1)
             reader = lib.bpf_open_perf_buffer_opts(*self._cbs, None, self.pages, ctypes.byref(opts))
@@ -492,7 +494,8 @@ class EventLog(_Live):
                          f"calls in a map {self.map_name}_lost)")
         return table_html(self._summary(), columns, rows, notes)
 
-    def _title(self):
+    def title(self):
+        """The HTML title of its live view."""
         kind = "perf buffer" if self.kind == "perf_event_array" else "ring buffer"
         return (f'<span class="xdplab-w"><b>{text.escape(self.map_name)}</b> <span class="cap">'
                 f'events of {text.escape(self.program.name)}, {kind}</span></span>')
@@ -636,13 +639,13 @@ class TraceLog(_Live):
     def __init__(self, prefix=None, lab=None, max_rows=200, *, interval=0.5):
         self.prefix, self.max_rows = prefix, max_rows
         self.interval = text.check_interval(interval)
-        self._lab = getattr(lab, "lab", lab)
-        self._name = "trace"
+        self.lab = getattr(lab, "lab", lab)
+        self.view_name = "trace"
         self.count, self.lost = 0, 0
         self._lines = collections.deque(maxlen=KEEP)
         _pipe.add(self)
-        if self._lab is not None:
-            self._hook_lab(self._lab)
+        if self.lab is not None:
+            self._hook_lab(self.lab)
         else:
             _live.add(self)
 
@@ -680,7 +683,8 @@ class TraceLog(_Live):
                 for ln in list(self._lines)[-self.max_rows:][::-1]]
         return table_html(self._summary(), ["time (s)", "task", "pid", "cpu", "message"], rows)
 
-    def _title(self):
+    def title(self):
+        """The HTML title of its live view."""
         return ('<span class="xdplab-w"><b>bpf_trace_printk</b> <span class="cap">trace_pipe '
                 '(the whole machine)</span></span>')
 

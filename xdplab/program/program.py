@@ -50,8 +50,8 @@ def _bcc():
 def xdp_functions(source):
     """Names of the XDP programs in C `source`: non-static functions `int NAME(struct xdp_md *)`,
     outside comments and strings (static ones are helpers the compiler inlines)."""
-    from xdplab.diagnostics import _code_only
-    code = _code_only(source)
+    from xdplab.diagnostics import code_only
+    code = code_only(source)
     names = []
     for m in _XDP_FN.finditer(code):
         line_start = code.rfind("\n", 0, m.start()) + 1
@@ -128,7 +128,9 @@ class Program:
         return f"<Program {self.name}: {', '.join(self.functions)}; {where}>"
 
     # -- functions ----------------------------------------------------------------------------------
-    def _fn(self, fn):
+    def fn_name(self, fn: str | None = None) -> str:
+        """The name of XDP function `fn`: the first one when None, else a LabError naming those
+        there are."""
         if fn is None:
             return self.functions[0]
         if fn not in self._fns:
@@ -139,7 +141,7 @@ class Program:
     def fd(self, fn: str | None = None) -> int:
         """The kernel file descriptor of XDP function `fn` (the first one by default)."""
         self.check_open()
-        return self._fns[self._fn(fn)].fd
+        return self._fns[self.fn_name(fn)].fd
 
     def check_open(self) -> None:
         """Raise ClosedError if this program is closed (and with it its maps and logs)."""
@@ -155,7 +157,7 @@ class Program:
         made receivable (see `veth_rule`)."""
         self.check_open()
         self.lab.check_open()
-        fn = self._fn(fn)
+        fn = self.fn_name(fn)
         if mode not in MODES:
             raise LabError(f"unknown XDP mode {mode!r}", "use mode='native' or mode='generic'")
         iface = None if allow_host and isinstance(target, str) else self.lab.interface(target)

@@ -16,7 +16,7 @@ import os
 from typing import Any, NamedTuple
 
 from xdplab.kernel import bpf as kernel
-from xdplab.errors import LabError, PrivilegeError, check_count
+from xdplab.errors import ClosedError, LabError, PrivilegeError, check_count
 from xdplab.kernel.constants import MAX_REPEAT
 from xdplab.text import escape
 
@@ -246,16 +246,17 @@ def run(prog_fd: int, packet: Any, repeat: int = 1) -> TestRunResult:
             # above; this one only times the program.
             duration = kernel.prog_test_run(prog_fd, data, repeat=repeat)[2]
     except OSError as e:
-        raise _translate(e) from None
+        raise test_run_error(e) from None
     return TestRunResult(retval, data, out, duration, repeat)
 
 
-def _translate(e):
+def test_run_error(e):
+    """The LabError that says what an OSError `e` of BPF_PROG_TEST_RUN means, and what to do."""
     if e.errno == 1 or e.errno == 13:    # EPERM, EACCES
         return PrivilegeError("the kernel refused BPF_PROG_TEST_RUN: not enough privilege",
                               "run as root ('sudo make lab')")
     if e.errno == 9:                      # EBADF
-        return LabError("the program is no longer loaded", "load it again: prog = lab.load(...)")
+        return ClosedError("the program is no longer loaded", "load it again: prog = lab.load(...)")
     if e.errno == 524 or e.errno == 95:   # ENOTSUPP, EOPNOTSUPP
         return LabError("this kind of BPF program cannot be test-run on a packet",
                         "test_run works for XDP programs")

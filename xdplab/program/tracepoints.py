@@ -57,7 +57,7 @@ import os
 import re
 
 from xdplab.kernel import headers, netdev
-from xdplab.errors import ClosedError, LabError
+from xdplab.errors import ClosedError, LabError, SetupError
 from xdplab.kernel.constants import (BTF_KIND_QUALIFIERS, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF,
                                      XDP_ACTIONS)
 from xdplab.kernel.libbpf import BtfType, libbpf
@@ -196,11 +196,8 @@ def netdev_offsets():
 def _read_offsets():
     import ctypes
     try:
-        lib = libbpf()
-        lib.btf__parse.argtypes, lib.btf__parse.restype = [ctypes.c_char_p, ctypes.c_void_p], ctypes.c_void_p
-        lib.btf__find_by_name_kind.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32]
-        lib.btf__find_by_name_kind.restype = ctypes.c_int
-    except (OSError, AttributeError):
+        lib = libbpf()                   # btf__parse and btf__find_by_name_kind declared there
+    except (SetupError, AttributeError):
         return None
     btf = lib.btf__parse(b"/sys/kernel/btf/vmlinux", None)
     if not btf or btf < 0 or btf > (1 << 63):       # NULL, or an error pointer (-errno)

@@ -18,7 +18,7 @@ class LogView(widgets.LiveWidget):
 
     def __init__(self, source):
         self.source = source
-        super().__init__(source._title(), source.interval, lab=source._lab, name=source._name)
+        super().__init__(source.title(), source.interval, lab=source.lab, name=source.view_name)
         self._begin()
 
     def _refresh(self):
@@ -40,10 +40,10 @@ class LogView(widgets.LiveWidget):
 
 def view(source):
     """The live view of an event log (views kind "log"): its LogView, made once and kept on the
-    log (`source._view`) until it is closed."""
-    v = source._view
+    log (`source.live_view`) until it is closed."""
+    v = source.live_view
     if v is None or v.comm is None:
-        v = source._view = LogView(source)
+        v = source.live_view = LogView(source)
     return v
 
 

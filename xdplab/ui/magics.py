@@ -65,10 +65,10 @@ class XdpMagics(Magics):
             if not isinstance(lab, topology.Lab):
                 raise LabError(f"{var!r} is not a Lab", "make one first: lab = xdplab.Lab.pair()")
             return lab
-        labs = [lab for lab in topology._live_labs if not lab.closed]
+        labs = topology.open_labs()
         if not labs:
             raise LabError("%%xdp needs a lab to attach to", "run lab = xdplab.Lab.pair() first")
-        return max(labs, key=lambda lab: lab._created)
+        return labs[-1]                  # the newest
 
     @cell_magic
     def xdp(self, line, cell):

@@ -274,7 +274,7 @@ class VerdictExplorer(_Panel):
         self.program, self.closed = program, False
         self.result = None
         self._applying = False
-        fn = program._fn(fn)
+        fn = program.fn_name(fn)
         self.addresses = self._default_addresses(program.lab)
         self.preset = _field(W.Dropdown, "packet", width="210px", options=[*PRESETS, CUSTOM],
                              value="UDP 53")
