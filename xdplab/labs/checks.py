@@ -26,16 +26,14 @@ A check.py holds (see labs/README.md):
     def many(t): for i in range(40): t.expect(what, pkt, "drop", about=...)   # t.rng: this run's
 """
 import dataclasses
-import importlib.util
 import itertools
 import random
 from pathlib import Path
 
 from xdplab.errors import LabError
-from xdplab.program.program import REPO
+from xdplab.labs.catalogue import LABS_DIR, all_labs, find_lab, load_spec, renamed  # noqa: F401 — checks.X as before
+from xdplab.labs.progress import Progress
 from xdplab.text import escape
-
-LABS_DIR = REPO / "labs"
 WORDS = {"XDP_ABORTED": "aborted (XDP_ABORTED)", "XDP_DROP": "dropped", "XDP_PASS": "passed",
          "XDP_TX": "sent back out (XDP_TX)", "XDP_REDIRECT": "redirected"}
 SHORT = {"drop": "XDP_DROP", "pass": "XDP_PASS", "tx": "XDP_TX", "redirect": "XDP_REDIRECT",
@@ -177,40 +175,6 @@ class Trial:
 
 
 # -- finding labs ----------------------------------------------------------------------------------
-def all_labs(root=None):
-    """Directories of the labs under `root` (labs/), in curriculum order."""
-    root = Path(root or LABS_DIR)
-    return sorted(p for p in root.iterdir() if (p / "check.py").is_file()) if root.is_dir() else []
-
-
-def find_lab(name, root=None):
-    """A lab's directory from its name: "03a", "03a-drop-by-port", "drop-by-port", a path, or
-    the number or name it had before the labs were numbered by lesson ("01", "1",
-    "01-drop-by-port")."""
-    from xdplab.labs.progress import renamed
-    path = Path(name)
-    if (path / "check.py").is_file():
-        return path.resolve()
-    labs = all_labs(root)
-    for wanted in filter(None, (renamed(name), name)):
-        for lab in labs:
-            number, _, slug = lab.name.partition("-")
-            if wanted in (lab.name, slug) or wanted.lstrip("0") == number.lstrip("0"):
-                return lab
-    raise LabError(f"there is no lab {name!r}",
-                   "the labs are: " + (", ".join(p.name for p in labs) or "none"))
-
-
-def load_spec(lab_dir):
-    """The lab's check.py as a module."""
-    lab_dir = Path(lab_dir)
-    spec = importlib.util.spec_from_file_location(f"xdplab_lab_{lab_dir.name.replace('-', '_')}",
-                                                  lab_dir / "check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def cases_of(module):
     found = {id(c): c for c in getattr(module, "CASES", [])}
     found.update({id(v): v for v in vars(module).values() if isinstance(v, Case)})
@@ -444,7 +408,6 @@ def grade(lab_dir, source, store=None, seed=None):
     """run() and record the attempt in the progress store: a pass marks the lab done, a failure
     attaches the lab's next hint to the report. A progress store that cannot be read or written
     never stops the check: the report says what happened in a note."""
-    from xdplab.labs.progress import Progress
     lab_dir = Path(lab_dir)
     report = run(lab_dir, source, seed=seed)
     if report.unsupported is not None:          # not the learner's doing: no attempt, no hint
@@ -501,7 +464,6 @@ def main(name, program=None, seed=None):
     """`xdplab check LAB [--program FILE] [--seed S]`: print the report; the exit code is 0 only
     on a pass."""
     from xdplab.program.program import read_source
-    from xdplab.labs.progress import renamed
     lab_dir = find_lab(name)
     if renamed(name) == lab_dir.name:
         print(f"(lab {name} is called {lab_dir.name} now: the labs are numbered by the lesson "

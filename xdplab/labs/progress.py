@@ -19,30 +19,8 @@ import tempfile
 from pathlib import Path
 
 from xdplab.errors import is_count
+from xdplab.labs.catalogue import RENAMED, all_labs, load_spec
 from xdplab.text import escape
-
-
-# Lab folders as they were named before the labs were numbered by lesson (lesson number and a
-# letter: 03a is the first lab after lesson 03). Progress recorded under an old name counts for the
-# new one, and `xdplab check 01` still finds the lab that was 01.
-RENAMED = {
-    "01-drop-by-port": "03a-drop-by-port",
-    "02-top-talkers": "02a-top-talkers",
-    "03-ipv6-vlan-echo": "03b-ipv6-vlan-echo",
-    "04-port-rewrite": "04a-port-rewrite",
-    "05-echo-responder": "04b-echo-responder",
-    "06-router": "05a-router",
-    "07-rate-limiter": "08a-rate-limiter",
-    "08-verifier": "03c-verifier",
-}
-
-
-def renamed(name):
-    """The current name of a lab given by its old number ("01", "1") or old folder name, else
-    None."""
-    if name.isdigit():
-        name = next((old for old in RENAMED if int(old[:2]) == int(name)), name)
-    return RENAMED.get(name)
 
 
 def _merge(old, new):
@@ -255,7 +233,6 @@ class Progress:
 
 def rows(store=None, root=None):
     """(lab, title, state) for every lab, in curriculum order."""
-    from xdplab.labs.checks import all_labs, load_spec
     store = store or Progress()
     out = []
     for lab_dir in all_labs(root):
