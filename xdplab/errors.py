@@ -86,7 +86,18 @@ class SetupError(LabError):
     """The machine lacks something: header tree, bcc, a kernel feature."""
 
 
-class CompileError(LabError):
+class _SourceError(LabError):
+    """What CompileError and VerifierError share: where in the learner's C (`.line`, `.source`),
+    why (`.explanation`), the tool's own words (`.raw` all of them, `.details` the part shown)."""
+
+    def __init__(self, message, line=None, explanation=None, hint=None, source=None, raw=None,
+                 details=None):
+        super().__init__(message, hint)
+        self.line, self.explanation, self.source = line, explanation, source
+        self.raw, self.details = raw, details
+
+
+class CompileError(_SourceError):
     """clang rejected the learner's C. `.line` (and `.column`) are 1-based in the learner's source;
     `.source` is the learner's C text, `.raw` clang's whole output, `.details` the clang messages
     that followed the first error."""
@@ -94,16 +105,11 @@ class CompileError(LabError):
 
     def __init__(self, message, line=None, explanation=None, hint=None, source=None, raw=None,
                  column=None, details=None):
-        super().__init__(message, hint)
-        self.line = line
-        self.explanation = explanation
-        self.source = source
-        self.raw = raw
+        super().__init__(message, line, explanation, hint, source, raw, details)
         self.column = column
-        self.details = details
 
 
-class VerifierError(LabError):
+class VerifierError(_SourceError):
     """The kernel's verifier rejected the program. `.line` is 1-based in the learner's source;
     `.instruction` is the rejected BPF instruction, `.details` the end of the verifier's log (the
     last instructions with register state, source lines renumbered to the learner's), `.raw` the
@@ -112,14 +118,8 @@ class VerifierError(LabError):
 
     def __init__(self, message, line=None, explanation=None, hint=None, source=None, raw=None,
                  instruction=None, function=None, details=None):
-        super().__init__(message, hint)
-        self.line = line
-        self.explanation = explanation
-        self.source = source
-        self.raw = raw
-        self.instruction = instruction
-        self.function = function
-        self.details = details
+        super().__init__(message, line, explanation, hint, source, raw, details)
+        self.instruction, self.function = instruction, function
 
 
 # -- checking what a learner passed ----------------------------------------------------------------

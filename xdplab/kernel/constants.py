@@ -1,9 +1,12 @@
-"""The numbers and names of the kernel's ABI that xdplab uses in more than one place.
+"""The numbers, names and struct layouts of the kernel's ABI that xdplab uses in more than one
+place.
 
-Only the standard library here: the two scripts xdplab starts without importing xdplab (the lab
-watchdog, xdplab/lab/reaper.py, and the compile helper, xdplab/program/compile_helper.py) read
-this file by path (runpy.run_path), so they and the package share one definition.
+Only the standard library here (pathlib, ctypes): the two scripts xdplab starts without importing
+xdplab (the lab watchdog, xdplab/lab/reaper.py, and the compile helper,
+xdplab/program/compile_helper.py) read this file by path (runpy.run_path), so they and the
+package share one definition.
 """
+import ctypes
 from pathlib import Path
 
 # XDP return codes (enum xdp_action): index = value.
@@ -31,3 +34,16 @@ PIN_ROOT = BPFFS / "xdplab"
 BTF_KIND_ARRAY, BTF_KIND_STRUCT, BTF_KIND_UNION, BTF_KIND_ENUM = 3, 4, 5, 6
 BTF_KIND_TYPEDEF, BTF_KIND_ENUM64 = 8, 19
 BTF_KIND_QUALIFIERS = frozenset({9, 10, 11, 18})         # volatile, const, restrict, type_tag
+
+
+class BpfMapInfo(ctypes.Structure):
+    """struct bpf_map_info (include/uapi/linux/bpf.h): what BPF_OBJ_GET_INFO_BY_FD fills in for
+    a map (xdplab.kernel.libbpf.map_info; the compile helper's own calls)."""
+    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32), ("key_size", ctypes.c_uint32),
+                ("value_size", ctypes.c_uint32), ("max_entries", ctypes.c_uint32),
+                ("map_flags", ctypes.c_uint32), ("name", ctypes.c_char * 16),
+                ("ifindex", ctypes.c_uint32), ("btf_vmlinux_value_type_id", ctypes.c_uint32),
+                ("netns_dev", ctypes.c_uint64), ("netns_ino", ctypes.c_uint64),
+                ("btf_id", ctypes.c_uint32), ("btf_key_type_id", ctypes.c_uint32),
+                ("btf_value_type_id", ctypes.c_uint32), ("_pad", ctypes.c_uint32),
+                ("map_extra", ctypes.c_uint64)]

@@ -23,18 +23,7 @@ import os
 import platform
 
 from xdplab.errors import LabError, SetupError
-
-
-class BpfMapInfo(ctypes.Structure):
-    """struct bpf_map_info (include/uapi/linux/bpf.h)."""
-    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32), ("key_size", ctypes.c_uint32),
-                ("value_size", ctypes.c_uint32), ("max_entries", ctypes.c_uint32),
-                ("map_flags", ctypes.c_uint32), ("name", ctypes.c_char * 16),
-                ("ifindex", ctypes.c_uint32), ("btf_vmlinux_value_type_id", ctypes.c_uint32),
-                ("netns_dev", ctypes.c_uint64), ("netns_ino", ctypes.c_uint64),
-                ("btf_id", ctypes.c_uint32), ("btf_key_type_id", ctypes.c_uint32),
-                ("btf_value_type_id", ctypes.c_uint32), ("_pad", ctypes.c_uint32),
-                ("map_extra", ctypes.c_uint64)]
+from xdplab.kernel.constants import BpfMapInfo   # struct bpf_map_info, shared with the compile helper
 
 
 class BtfType(ctypes.Structure):

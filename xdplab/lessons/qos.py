@@ -47,22 +47,24 @@ def parse_rate(rate):
     """Bits per second from "10mbit", "2.5mbit", "1250kbps" (bytes/s) or a number (bits/s)."""
     if is_positive(rate):
         return int(rate)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", str(rate).lower())
-    if not m or m.group(2) not in _RATE_UNITS or float(m.group(1)) <= 0:
-        raise LabError(f"{rate!r} is not a rate", "write it as tc does, e.g. '10mbit' or '500kbit' "
-                       "(bits/s), '125kbps' (bytes/s), or a number of bits/s")
-    return int(float(m.group(1)) * _RATE_UNITS[m.group(2)])
+    return _with_unit(rate, _RATE_UNITS, "a rate", "write it as tc does, e.g. '10mbit' or '500kbit' "
+                      "(bits/s), '125kbps' (bytes/s), or a number of bits/s")
 
 
 def parse_size(size):
     """Bytes from "16kb", "1500b", "1mb" or a number."""
     if is_count(size):
         return size
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", str(size).lower())
-    if not m or m.group(2) not in _SIZE_UNITS or float(m.group(1)) <= 0:
-        raise LabError(f"{size!r} is not a size", "write it as tc does, e.g. '16kb' or '3000b', "
-                       "or a number of bytes")
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+    return _with_unit(size, _SIZE_UNITS, "a size", "write it as tc does, e.g. '16kb' or '3000b', "
+                      "or a number of bytes")
+
+
+def _with_unit(value, units, what, hint):
+    """A number above 0 with one of `units` ("2.5mbit"), times that unit; else a LabError."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", str(value).lower())
+    if not m or m.group(2) not in units or float(m.group(1)) <= 0:
+        raise LabError(f"{value!r} is not {what}", hint)
+    return int(float(m.group(1)) * units[m.group(2)])
 
 
 # --- the qdisc ------------------------------------------------------------------------------------

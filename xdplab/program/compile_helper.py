@@ -53,8 +53,10 @@ import runpy
 import threading
 
 # xdplab.kernel.constants, read by path: this script runs without importing xdplab
-BPF_PROG_TYPE_XDP = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                                                "kernel", "constants.py"))["BPF_PROG_TYPE_XDP"]
+_ABI = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "kernel",
+                                   "constants.py"))
+BPF_PROG_TYPE_XDP = _ABI["BPF_PROG_TYPE_XDP"]
+MapInfo = _ABI["BpfMapInfo"]                     # struct bpf_map_info
 BPF_MAP_CREATE = 0
 BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_BTF_GET_FD_BY_ID = 19
@@ -74,17 +76,6 @@ _INSN = re.compile(r"^\d+: \([0-9a-f]{2}\) ", re.M)
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 _NR_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280}.get(os.uname().machine, 321)
-
-
-class MapInfo(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32), ("key_size", ctypes.c_uint32),
-                ("value_size", ctypes.c_uint32), ("max_entries", ctypes.c_uint32),
-                ("map_flags", ctypes.c_uint32), ("name", ctypes.c_char * 16),
-                ("ifindex", ctypes.c_uint32), ("btf_vmlinux_value_type_id", ctypes.c_uint32),
-                ("netns_dev", ctypes.c_uint64), ("netns_ino", ctypes.c_uint64),
-                ("btf_id", ctypes.c_uint32), ("btf_key_type_id", ctypes.c_uint32),
-                ("btf_value_type_id", ctypes.c_uint32), ("_pad", ctypes.c_uint32),
-                ("map_extra", ctypes.c_uint64)]
 
 
 class MapCreateAttr(ctypes.Structure):
