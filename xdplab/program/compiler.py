@@ -128,16 +128,14 @@ def prestart():
 
 def restart():
     """Stop the helper (if any) and start a new one."""
-    global _helper
-    with _lock:
-        if _helper is not None and _helper.owner == os.getpid():
-            _helper.stop()
-        _helper = None
+    with _lock:                          # (an RLock: _stop and helper take it too)
+        _stop()
         return helper()
 
 
 @atexit.register
 def _stop():
+    """Stop this process's helper, if it has one."""
     global _helper
     with _lock:
         if _helper is not None and _helper.owner == os.getpid():
