@@ -273,6 +273,7 @@ class LoadTest:
         .queue     [(seconds since start, backlog bytes)] of the bottleneck's root qdisc
         .pings     (sent, answered);  .median_rtt (ms);  .qdisc (QdiscStats over the test)
         .sent / .delivered   {host name: frames}; .throughput {host name: Mbit/s delivered}
+        .offered_by          {host name: Mbit/s sent}
     """
 
     def __init__(self, probe, target, bottleneck, floods=(), seconds=5.0, interval=0.05,
@@ -434,6 +435,12 @@ class LoadTest:
         lengths = {host.name: flood.frame_len for host, flood in self.floods}
         return {name: round(n * lengths[name] * 8 / self.seconds / 1e6, 2)
                 for name, n in self.delivered.items()}
+
+    @property
+    def offered_by(self):
+        """Mbit/s of frames each flooding host sent, over the test (what it asked the link for)."""
+        return {host.name: round(self.sent.get(host.name, 0) * flood.frame_len * 8 / self.seconds
+                                 / 1e6, 2) for host, flood in self.floods}
 
     def chart(self, window=None, interval=0.25):
         """A live chart of the last ping RTT and of the queue's delay (backlog ÷ link rate), in
