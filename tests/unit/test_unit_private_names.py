@@ -15,8 +15,8 @@ PROTOCOL = {"_fields", "_fields_", "_asdict", "_make", "_replace", "_type_", "_l
             "_anonymous_", "_view_count", "_exit"}     # (os._exit is public)
 BCC_WRAPPER = ("kernel/libbpf.py", {"_decode_table_type", "_RINGBUF_CB_TYPE", "_RAW_CB_TYPE",
                                     "_LOST_CB_TYPE"})
-# xdplab/maps/ is being rewritten by its own change (Map._readable, _describe, lab._check_open,
-# bcc's _decode_table_type, the _BTF_* imports): its files and `_describe` are left to it
+# Still to fold: the modules of xdplab/maps/ import each other's private names (_BTF_*, _CTYPES,
+# _part... 23 of them), and ui/widgets.py uses Map._describe
 PENDING_DIRS = ("maps/",)
 PENDING_NAMES = {"_describe"}
 

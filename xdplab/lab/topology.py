@@ -348,7 +348,6 @@ class Lab:
             raise ClosedError(f"lab {self.id!r} is closed: its hosts are gone",
                               "make a new one: lab = xdplab.Lab()")
 
-    _check_open = check_open      # the old name: xdplab/maps/map.py still calls it (to go)
 
     def __enter__(self) -> Lab:
         return self

@@ -4,18 +4,16 @@ del m[key], m.update(...), m.clear(), key in m, iteration over the keys of a sna
 import collections.abc
 import ctypes
 import errno
-import html
 import itertools
-import json
 import os
 import time
 from pathlib import Path
 
-from xdplab import views
-from xdplab.errors import LabError, SetupError
+from xdplab import text, views
+from xdplab.errors import ClosedError, LabError, SetupError
 from xdplab.kernel import netns
-from xdplab.kernel.libbpf import errno_of, libbcc, libbpf, map_info
-from xdplab.lab.reaper import PIN_ROOT
+from xdplab.kernel.constants import PIN_ROOT
+from xdplab.kernel.libbpf import decode_table_type, errno_of, libbcc, libbpf, map_info
 from xdplab.maps.btf import btf_hints
 from xdplab.maps.codecs import _CTYPES, _ctype_integer, _part, _show, make_codec
 from xdplab.maps.counters import combine, rates
@@ -91,7 +89,6 @@ class Map(collections.abc.MutableMapping):
     __eq__, __hash__ = object.__eq__, object.__hash__
 
     def __init__(self, program, name):
-        from bcc import BPF
         self.program, self.name = program, name
         self.fd, key_desc, leaf_desc = table_facts(program.bpf, name)
         info = map_info(self.fd)
@@ -105,8 +102,8 @@ class Map(collections.abc.MutableMapping):
         self.Key = self.Leaf = None
         if self.kind not in NOT_READABLE or self.kind in WRITE_ONLY:
             # the ctypes types bcc derives from the C declarations (without building its Table)
-            self.Key = BPF._decode_table_type(json.loads(key_desc))
-            self.Leaf = BPF._decode_table_type(json.loads(leaf_desc))
+            self.Key = decode_table_type(key_desc)
+            self.Leaf = decode_table_type(leaf_desc)
         self._hints = btf_hints(info.btf_id, info.btf_key_type_id, info.btf_value_type_id)
         self._declared = {"key": None, "value": None}
         self._batch_ok = self.kind in _BATCH_KINDS
@@ -167,7 +164,7 @@ class Map(collections.abc.MutableMapping):
     # -- reading ------------------------------------------------------------------------------------
     def _check(self):
         if self.program.bpf is None:
-            raise LabError(f"the program owning map {self.name!r} is closed",
+            raise ClosedError(f"the program owning map {self.name!r} is closed",
                            "load it again (lab.load(...)) and read its maps before closing it")
 
     def ensure_readable(self):
@@ -410,7 +407,7 @@ class Map(collections.abc.MutableMapping):
                                f"program {self.program.name!r} is attached {where}", fix)
             return value, hosts.pop().ns
         lab = self.program.lab
-        lab._check_open()
+        lab.check_open()
         iface = lab.interface(value) if isinstance(value, str) or hasattr(value, "ifindex") \
             or hasattr(value, "iface") else None
         if iface is None:
@@ -609,7 +606,7 @@ class Map(collections.abc.MutableMapping):
 
     def _repr_html_(self, limit=50):
         def e(x):
-            return html.escape(str(x))
+            return text.escape(str(x))
         head = f"<b>{e(self.name)}</b> <small>{e(self._describe())}</small>"
         rows, total, problem = self._shown(limit)
         if problem or self.key_codec is None:
