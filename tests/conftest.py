@@ -99,10 +99,7 @@ def pair():
 @pytest.fixture
 def line():
     """client — router — server; the router forwards."""
-    with xdplab.Lab() as lab:
-        c, r, s = lab.host("client"), lab.host("router"), lab.host("server")
-        lab.link(c, r)
-        lab.link(r, s)
+    with xdplab.Lab.chain("client", "router", "server") as lab:
         yield lab
 
 

@@ -115,13 +115,10 @@ def test_the_probe_and_the_tracepoints_use_no_lesson_code():
 @contextlib.contextmanager
 def redirecting_router():
     """client - router - server, and lesson 10's program loaded to redirect to the server's side."""
-    with xdplab.Lab() as lab:
-        c, r, s = lab.host("client"), lab.host("router"), lab.host("server")
-        lab.link(c, r)
-        lab.link(r, s)
+    with xdplab.Lab.chain("client", "router", "server") as lab:
+        c, r, s = (lab.hosts[n] for n in ("client", "router", "server"))
         prog = lab.load("lesson10_redirect.c")
-        target = prog.maps["target"].table
-        target[0] = target.Leaf(r.iface(s).ifindex)
+        prog.maps["target"][0] = r.iface(s).ifindex
         yield lab, prog, c, r, s
 
 
@@ -211,14 +208,11 @@ def test_adaptations_name_each_lesson_that_differs():
 def test_frames_dropped_at_flush_are_counted_as_devmap_xmit():
     """On any kernel: a peer whose MTU is smaller than the frame refuses it at flush (veth
     ndo_xdp_xmit, after the enqueue checked only the target's own MTU)."""
-    with xdplab.Lab() as lab:
-        c, r, s = lab.host("client"), lab.host("router"), lab.host("server")
-        lab.link(c, r)
-        lab.link(r, s)
+    with xdplab.Lab.chain("client", "router", "server") as lab:
+        c, r, s = (lab.hosts[n] for n in ("client", "router", "server"))
         s.run("ip link set dev eth0 mtu 500")
         prog = lab.load("lesson10_redirect.c")
-        target = prog.maps["target"].table
-        target[0] = target.Leaf(r.iface(s).ifindex)
+        prog.maps["target"][0] = r.iface(s).ifindex
         att = prog.attach(r.iface(c))                       # the peer gets NAPI, as fix_veth does
         assert att.notes, att
         errors = xdplab.Tracepoints(lab)

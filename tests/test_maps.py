@@ -463,7 +463,7 @@ def test_write_errors_name_the_map_the_key_and_the_fix(pair):
     assert "0 to 65535" in e.value.hint
     with pytest.raises(LabError, match=r"field saddr: '10.0.0.300' is not an IPv4 address"):
         rules[("10.0.0.300", ok[1], 1, 2, "UDP")] = (0, 0)
-    with pytest.raises(LabError, match=r"'flow' is a str, not a struct flow\(saddr, daddr, sport"):
+    with pytest.raises(LabError, match=r"'flow' is of type str, not a struct flow\(saddr, daddr, sport"):
         rules["flow"] = (0, 0)
     with pytest.raises(LabError, match=r"value for key .*has 1 values; struct rule\(hits, verdict\) has 2"):
         rules[ok] = (1,)
@@ -486,7 +486,7 @@ def test_write_errors_name_the_map_the_key_and_the_fix(pair):
         src["server"] = 1
     src["10.11.0.2"] = 2**64 - 1                      # a str address is fine, so is the biggest u64
     assert src.snapshot() == {IPv4Address("10.11.0.2"): 2**64 - 1}
-    with pytest.raises(LabError, match="2.0 is a float"):
+    with pytest.raises(LabError, match="2.0 is of type float"):
         src["10.11.0.2"] = 2.0
     prog.close()
     with pytest.raises(LabError, match="closed"):

@@ -115,10 +115,7 @@ def pair(lab):
 
 @pytest.fixture(scope="module")
 def triangle_lab():
-    with xdplab.Lab() as lab:
-        c, r, s = lab.host("client"), lab.host("router"), lab.host("server")
-        lab.link(c, r)
-        lab.link(r, s)
+    with xdplab.Lab.chain("client", "router", "server") as lab:
         yield lab
 
 

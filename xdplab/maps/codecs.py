@@ -138,7 +138,7 @@ def _show(value, limit=100):
 
 def _misfit(value, kind, size, why=None):
     """The LabError for a value that cannot be stored as `kind`."""
-    why = why or f"is a {type(value).__name__}"
+    why = why or f"is of type {type(value).__name__}"
     return LabError(f"{_show(value)} {why}", f"give {_EXAMPLES[kind].format(size=size, bits=8 * size)}")
 
 
@@ -408,7 +408,7 @@ def _struct_encoder(ctype, fields, tuple_type, size):
                                f"give one value per field: {tuple_type.__name__}({', '.join(names)}), "
                                "or a dict of the fields to set")
             return list(zip(names, v))
-        raise LabError(f"{_show(v)} is a {type(v).__name__}, not a struct {shown}",
+        raise LabError(f"{_show(v)} is of type {type(v).__name__}, not a struct {shown}",
                        f"give a {tuple_type.__name__}(...), a tuple of {len(names)} values, or a "
                        f"dict such as {{{names[0]!r}: ...}}")
     by_name = {n: (c, off) for n, c, off in fields}
@@ -429,7 +429,7 @@ def _struct_encoder(ctype, fields, tuple_type, size):
                 try:
                     setattr(obj, n, operator.index(x))
                 except TypeError:
-                    raise LabError(f"field {n}: {_show(x)} is a {type(x).__name__}",
+                    raise LabError(f"field {n}: {_show(x)} is of type {type(x).__name__}",
                                    "give an int") from None
                 if getattr(obj, n) != x:
                     raise LabError(f"field {n}: {x} does not fit in its bits",
