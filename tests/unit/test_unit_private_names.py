@@ -16,9 +16,9 @@ PROTOCOL = {"_fields", "_fields_", "_asdict", "_make", "_replace", "_type_", "_l
 BCC_WRAPPER = ("kernel/libbpf.py", {"_decode_table_type", "_RINGBUF_CB_TYPE", "_RAW_CB_TYPE",
                                     "_LOST_CB_TYPE"})
 # Still to fold: the modules of xdplab/maps/ import each other's private names (_BTF_*, _CTYPES,
-# _part... 23 of them), and ui/widgets.py uses Map._describe
+# _part... 23 of them)
 PENDING_DIRS = ("maps/",)
-PENDING_NAMES = {"_describe"}
+PENDING_NAMES = set()
 
 
 def _private(name):

@@ -572,7 +572,9 @@ class Map(collections.abc.MutableMapping):
         except LabError as e:
             return [], 0, f"cannot read it: {e.message}"
 
-    def _describe(self):
+    def describe(self):
+        """One line of what this map is: its type, size, how its keys and values are typed,
+        and whether reads sum per-CPU slots ("hash, max_entries 1024, key ..., value ...")."""
         kinds = ""
         if self.key_codec is not None:
             kinds = f", key {self.key_codec.kinds()}, value {self.value_codec.kinds()}"
@@ -580,7 +582,7 @@ class Map(collections.abc.MutableMapping):
         return f"{self.kind}, max_entries {self.max_entries}{kinds}{cpu}"
 
     def __repr__(self, limit=20):
-        head = f"<Map {self.name}: {self._describe()}>"
+        head = f"<Map {self.name}: {self.describe()}>"
         rows, total, problem = self._shown(limit)
         if problem or self.key_codec is None:
             return head + (f" ({problem})" if problem else "")
@@ -607,7 +609,7 @@ class Map(collections.abc.MutableMapping):
     def _repr_html_(self, limit=50):
         def e(x):
             return text.escape(str(x))
-        head = f"<b>{e(self.name)}</b> <small>{e(self._describe())}</small>"
+        head = f"<b>{e(self.name)}</b> <small>{e(self.describe())}</small>"
         rows, total, problem = self._shown(limit)
         if problem or self.key_codec is None:
             return head + (f" <small>({e(problem)})</small>" if problem else "")

@@ -604,7 +604,7 @@ class MapView(LiveWidget):
             tooltip="one column per CPU" if m.percpu else "not a per-CPU map",
             layout=ipywidgets.Layout(width="90px"))
         super().__init__(f'<span class="xdplab-w"><b>{_e(m.name)}</b> '
-                         f'<span class="cap">{_e(m._describe())}</span></span>', interval,
+                         f'<span class="cap">{_e(m.describe())}</span></span>', interval,
                          lab=m.program.lab, name=f"map-{m.name}",
                          extra=[self.sort_box, self.per_cpu_button])
         self.table = self.body
