@@ -145,8 +145,6 @@ def test_per_cpu_copies_sum_counters_and_keep_the_first_nonzero_of_the_rest():
     assert combine(ports, [0, 53, 80]) == 53              # a port is not summed
 
 
-@pytest.mark.xfail(strict=True, reason="combine() tests `if v`, and an IPv4Address is always true: "
-                   "0.0.0.0 from an idle CPU wins (xdplab/maps, reported)")
 def test_per_cpu_an_address_comes_from_the_first_cpu_that_saw_one():
     seen = make_codec(Seen, "seen")
     ip = ipaddress.IPv4Address
@@ -167,3 +165,10 @@ def test_rates_per_second_from_two_snapshots():
     assert out["k"].last_ip == ip and out["k"].hits == 3.0        # an address is not a counter
     with pytest.raises(LabError):
         rates({}, {"a": 1}, 0)
+
+
+def test_per_cpu_a_mac_or_an_action_name_is_zero_when_its_bytes_are():
+    mac = make_codec(ctypes.c_uint8 * 6, "mac")
+    assert combine(mac, ["00:00:00:00:00:00", "02:58:4c:00:00:01"]) == "02:58:4c:00:00:01"
+    action = make_codec(ctypes.c_uint32, "action")
+    assert combine(action, ["XDP_ABORTED", "XDP_DROP"]) == "XDP_DROP"

@@ -13,7 +13,17 @@ def combine(codec, values):
         return tuple(combine(codec.elem, [v[i] for v in values]) for i in range(len(values[0])))
     if codec.counter:
         return sum(values)
-    return next((v for v in values if v), values[0])
+    return next((v for v in values if not _zero(codec, v)), values[0])
+
+
+def _zero(codec, v):
+    """True for what an untouched per-CPU slot decodes to. Asked of the bytes the value encodes
+    to, since the decoded forms of zero are true in Python: IPv4Address('0.0.0.0'), the MAC
+    '00:00:00:00:00:00', an action name 'XDP_ABORTED'."""
+    try:
+        return not any(codec.encode(v))
+    except Exception:                  # a codec that cannot encode: Python's own idea of zero
+        return not v
 
 
 def _rate(codec, prev, cur, dt):
