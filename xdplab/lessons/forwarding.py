@@ -25,12 +25,10 @@ which would size the map by the largest index of the host. The map keyed by ifin
 BPF_MAP_TYPE_DEVMAP_HASH (Linux 5.4), which bcc cannot declare; so lesson05_redirect.c keeps a
 small hash from the arriving port's ifindex to its slot (`port_set` fills it).
 """
-import ctypes
 import errno
 import os
 
 from xdplab.kernel import bpf as kernel
-from xdplab import maps
 from xdplab.kernel import netns
 from xdplab.program import testrun
 from xdplab.errors import LabError, check_count
@@ -70,22 +68,14 @@ def devmap_set(m, key, target):
     lab = m.program.lab
     lab.check_open()
     target = _lab_iface(lab, target, "the target")
-    key = _slot(m, key)
-    table = m.table
-    try:
-        with netns.enter(target.host.ns):
-            table[table.Key(key)] = table.Leaf(target.ifindex)
-    except Exception as e:
-        raise LabError(f"could not set slot {key} of {m.name!r} to {target}: {e}") from None
+    m[_slot(m, key)] = target          # the Map API writes it inside target's host
     return m
 
 
 def devmap_delete(m, key):
     """Empty slot `key` (a number) of devmap `m`: bpf_redirect_map() on it then returns the
     action in the low bits of its flags argument (XDP_ABORTED for flags 0)."""
-    key = ctypes.c_uint32(_slot(m, key))
-    m.table                                   # raises when the program is closed
-    maps.libbpf().bpf_map_delete_elem(m.fd, ctypes.byref(key))   # an empty slot is fine too
+    m.pop(_slot(m, key), None)                # an empty slot is fine too; a closed program raises
     return m
 
 
@@ -99,11 +89,7 @@ def port_set(m, port, slot):
     m.program.lab.check_open()
     port = _lab_iface(m.program.lab, port, "the port")
     check_count(slot, "slot", least=0, hint="give a slot number: 0, 1, ...")
-    table = m.table
-    try:
-        table[table.Key(port.ifindex)] = table.Leaf(slot)
-    except Exception as e:
-        raise LabError(f"could not set {m.name!r}[{port}] to slot {slot}: {e}") from None
+    m[port.ifindex] = slot
     return m
 
 
