@@ -49,6 +49,9 @@ need_space() {   # need_space DIR MiB
 }
 apt_dir=$cache/apt
 mkdir -p "$apt_dir"/{lists/partial,archives/partial,etc} "$cache/kernels"
+# one fetch at a time on this cache (CI's two kernel lanes each ask for the kernels)
+exec 9>"$apt_dir/.lock"
+flock 9
 need_space "$cache" 600
 : > "$apt_dir/status"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
