@@ -12,3 +12,18 @@ try:
     _config.default_create_socket_timeout = max(_config.default_create_socket_timeout, 120)
 except ImportError:
     pass
+
+# A notebook's Jupyter kernel that does not answer (seen on 5.10: the kernel printed its start-up
+# warning, then nothing for 300 s): every 120 s each such kernel writes the stacks of all its
+# threads to OUT/jupyter-kernel-<pid>.stacks (guest.sh sets XDPLAB_GUEST_OUT), so that a run shows
+# where it waits. A kernel that answers writes a stack or two and nothing else changes.
+import os as _os
+import sys as _sys
+if _os.environ.get("XDPLAB_GUEST_OUT") and "ipykernel_launcher" in getattr(_sys, "orig_argv", ()):
+    try:
+        import faulthandler as _fh
+        _stacks = open(_os.path.join(_os.environ["XDPLAB_GUEST_OUT"],
+                                     f"jupyter-kernel-{_os.getpid()}.stacks"), "w", buffering=1)
+        _fh.dump_traceback_later(120, repeat=True, file=_stacks)
+    except OSError:
+        pass
