@@ -67,13 +67,12 @@ variable as both the batch token and the count (it only works when one call retu
 its per-CPU tables refuse struct values whose size is not a multiple of 8, and its clear() of a
 hash restarts the key walk after every delete.
 """
-# The package in modules: kinds (map types, KINDS), btf (BTF hints), codecs (bytes ⇄
-# typed values), counters (per-CPU sums, rates), map (Map, Maps). The names below are the ones
-# the rest of xdplab, the tests and the benchmarks use as xdplab.maps.NAME; libbpf() and
+# The package in modules: kinds (map types, KINDS, the name rules), btf (BTF hints), codecs
+# (bytes ⇄ typed values), counters (per-CPU sums, rates), map (Map, Maps). The names below are
+# the ones the rest of xdplab, the tests and the benchmarks use as xdplab.maps.NAME; libbpf() and
 # map_info() are xdplab.kernel.libbpf's, where every libbpf prototype is declared.
-from xdplab.kernel.libbpf import BpfMapInfo as _MapInfo, BtfType as _BtfType, libbpf, map_info
-from xdplab.maps.btf import _BTF_ARRAY, _BTF_ENUM, _BTF_ENUM64, _BTF_QUALIFIERS, _BTF_STRUCT, \
-    _BTF_TYPEDEF, _BTF_UNION, btf_hints
+from xdplab.kernel.libbpf import libbpf, map_info
+from xdplab.maps.btf import btf_hints
 from xdplab.maps.codecs import Codec, make_codec
 from xdplab.maps.counters import combine, rates
 from xdplab.maps.kinds import ARRAYS, ETHERTYPES, IP_PROTOS, KINDS, MAP_TYPES, NATIVE, \

@@ -2,10 +2,10 @@
 (which bcc loads with it) through libbpf."""
 import ctypes
 
+from xdplab.kernel.constants import (BTF_KIND_ARRAY, BTF_KIND_ENUM, BTF_KIND_ENUM64,
+                                     BTF_KIND_QUALIFIERS, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF,
+                                     BTF_KIND_UNION)
 from xdplab.kernel.libbpf import BtfType, libbpf
-
-_BTF_ARRAY, _BTF_STRUCT, _BTF_UNION, _BTF_ENUM, _BTF_TYPEDEF, _BTF_ENUM64 = 3, 4, 5, 6, 8, 19
-_BTF_QUALIFIERS = {9, 10, 11, 18}         # volatile, const, restrict, type_tag
 
 
 def btf_hints(btf_id, *type_ids):
@@ -29,9 +29,9 @@ def btf_hints(btf_id, *type_ids):
                 t = t.contents
                 kind, vlen = (t.info >> 24) & 0x1F, t.info & 0xFFFF
                 name = (lib.btf__name_by_offset(btf, t.name_off) or b"").decode()
-                if kind == _BTF_TYPEDEF:
+                if kind == BTF_KIND_TYPEDEF:
                     names.append(name)
-                elif kind in (_BTF_STRUCT, _BTF_UNION):
+                elif kind in (BTF_KIND_STRUCT, BTF_KIND_UNION):
                     members = (ctypes.c_uint32 * (3 * vlen)).from_address(
                         ctypes.addressof(t) + ctypes.sizeof(BtfType))
                     out, anon = {}, 0
@@ -41,13 +41,13 @@ def btf_hints(btf_id, *type_ids):
                             mname, anon = f"__anon{anon}", anon + 1
                         out[mname] = walk(members[3 * m + 1], depth)
                     return out
-                elif kind == _BTF_ARRAY:
+                elif kind == BTF_KIND_ARRAY:
                     elem = (ctypes.c_uint32 * 3).from_address(ctypes.addressof(t) + ctypes.sizeof(BtfType))
                     tid = elem[0]
                     continue
-                elif kind in (_BTF_ENUM, _BTF_ENUM64):
+                elif kind in (BTF_KIND_ENUM, BTF_KIND_ENUM64):
                     return tuple(names + ["enum " + name])
-                elif kind not in _BTF_QUALIFIERS:
+                elif kind not in BTF_KIND_QUALIFIERS:
                     return tuple(names)
                 tid = t.size_or_type
             return tuple(names)

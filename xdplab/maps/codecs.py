@@ -8,12 +8,10 @@ import operator
 import struct
 
 from xdplab.errors import LabError
-from xdplab.maps.kinds import (ETHERTYPES, IP_PROTOS, KINDS, NATIVE, XDP_ACTIONS, _ACTION_WORDS,
-                               _ADDR_WORDS, _ETHERTYPE_NAMES, _PROTO_WORDS, _SHORT_PORT_WORDS,
-                               _words)
+from xdplab.maps.kinds import ETHERTYPES, IP_PROTOS, KINDS, NATIVE, XDP_ACTIONS, infer_kind
 
 
-_CTYPES = (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array)
+CTYPES = (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array)
 
 
 class Codec:
@@ -37,9 +35,9 @@ class Codec:
         IPv4Address, "UDP", a named tuple...), as a ctypes object of the same size (bcc's Key and
         Leaf), or for a struct as a dict of some of its fields (the others zero). Raises LabError
         when the value has the wrong type or does not fit."""
-        if isinstance(value, _CTYPES):
+        if isinstance(value, CTYPES):
             if ctypes.sizeof(value) != self.size:
-                raise LabError(f"{_show(value)} is a ctypes {type(value).__name__} of "
+                raise LabError(f"{short_repr(value)} is a ctypes {type(value).__name__} of "
                                f"{ctypes.sizeof(value)} bytes; this takes {self.size} bytes",
                                f"give {self.example()}")
             return bytes(value)
@@ -131,7 +129,7 @@ _EXAMPLES = {
 }
 
 
-def _show(value, limit=100):
+def short_repr(value, limit=100):
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
@@ -139,7 +137,7 @@ def _show(value, limit=100):
 def _misfit(value, kind, size, why=None):
     """The LabError for a value that cannot be stored as `kind`."""
     why = why or f"is of type {type(value).__name__}"
-    return LabError(f"{_show(value)} {why}", f"give {_EXAMPLES[kind].format(size=size, bits=8 * size)}")
+    return LabError(f"{short_repr(value)} {why}", f"give {_EXAMPLES[kind].format(size=size, bits=8 * size)}")
 
 
 def _number(value, kind, size, signed=False, names=None):
@@ -169,7 +167,7 @@ def _address(value, kind, size, cls):
     version = 4 if cls is ipaddress.IPv4Address else 6
     if isinstance(value, cls):
         return value
-    if isinstance(value, ipaddress._BaseAddress):
+    if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):     # the other version
         raise _misfit(value, kind, size, f"is an IPv{value.version} address")
     if isinstance(value, (str, bytes, int)) and not isinstance(value, bool):
         try:
@@ -206,7 +204,7 @@ def _scalar_encoder(kind, size, signed=False):
         if not isinstance(v, (bytes, bytearray)):
             raise _misfit(v, "str", size)
         if len(v) > size:
-            raise LabError(f"{_show(v)} is {len(v)} bytes long; the char array holds {size}",
+            raise LabError(f"{short_repr(v)} is {len(v)} bytes long; the char array holds {size}",
                            f"give a shorter str (at most {size} bytes)")
         return bytes(v).ljust(size, b"\0")
 
@@ -284,34 +282,7 @@ _SIZES = {"ipv4": (4,), "ipv4_host": (4,), "ipv6": (16,), "port": (2, 4), "ether
           "action": (1, 2, 4, 8)}
 
 
-def _infer(name, size, hints, integer, top, byte_array=False):
-    """The kind of a scalar named `name` (rules 3-5 in the module doc)."""
-    hints = hints if isinstance(hints, tuple) else ()
-    words, lname = _words(name), (name or "").lower()
-    be = any(h.startswith("__be") for h in hints)
-    if "enum xdp_action" in hints:
-        return "action"
-    if not integer:                      # an array: of bytes (u8[16], u8[6]) or of u32[4]
-        if size == 16 and words & _ADDR_WORDS:
-            return "ipv6"
-        return "mac" if size == 6 and byte_array else None
-    if lname in _ETHERTYPE_NAMES or (words & _PROTO_WORDS and (size == 2 or be)):
-        return "ethertype" if size in (2, 4) else "be"
-    if words & _PROTO_WORDS:
-        return "proto"
-    if size in (2, 4) and (any("port" in w for w in words)
-                           or (size == 2 and words & _SHORT_PORT_WORDS and not top)):
-        return "port"
-    if size == 4 and words & _ADDR_WORDS:
-        return "ipv4"
-    if words & _ACTION_WORDS and not top:
-        return "action"
-    if be:
-        return "ipv4" if size == 4 and top else "be"
-    return "int"
-
-
-def _ctype_integer(t):
+def ctype_integer(t):
     code = getattr(t, "_type_", None)
     return isinstance(code, str) and code in "bBhHiIlLqQ?", isinstance(code, str) and code in "bhilq"
 
@@ -362,26 +333,26 @@ def make_codec(ctype, name=None, hints=None, declared=None, top=False):
         if elem is ctypes.c_char and declared in (None, "str"):
             return _scalar_codec("str", size)
         esize = ctypes.sizeof(elem)
-        kind = declared or _infer(name, size, hints, False, top, esize == 1)
+        kind = declared or infer_kind(name, size, hints, False, top, esize == 1)
         if kind in ("str", "bytes") or (kind != "int" and size in _SIZES.get(kind, ())):
             return _scalar_codec(kind, size)                 # the whole array is one value
         sub = make_codec(elem, name, hints, kind)
         offsets = range(0, size, esize)
         def encode_array(v):
             if not isinstance(v, (tuple, list)) or len(v) != len(offsets):
-                raise LabError(f"{_show(v)} is not a tuple of {len(offsets)} items",
+                raise LabError(f"{short_repr(v)} is not a tuple of {len(offsets)} items",
                                f"give a tuple of {len(offsets)} items, each {sub.example()}")
-            return b"".join(_part(sub, x, f"item {i}") for i, x in enumerate(v))
+            return b"".join(encode_part(sub, x, f"item {i}") for i, x in enumerate(v))
         return Codec(f"{sub.kinds()}[{ctype._length_}]",
                      lambda b, o: tuple(sub.decode(b, o + i) for i in offsets), elem=sub,
                      encode=encode_array, size=size)
-    integer, signed = _ctype_integer(ctype)
-    kind = declared or _infer(name, size, hints, integer, top) or "bytes"
+    integer, signed = ctype_integer(ctype)
+    kind = declared or infer_kind(name, size, hints, integer, top) or "bytes"
     _check_size(kind, size, name)
     return _scalar_codec(kind, size, signed)
 
 
-def _part(codec, value, where):
+def encode_part(codec, value, where):
     """codec.encode(value), its errors saying `where` (a field name, an item number)."""
     try:
         return codec.encode(value)
@@ -404,11 +375,11 @@ def _struct_encoder(ctype, fields, tuple_type, size):
             return [(n, v[n]) for n in names if n in v]
         if isinstance(v, (tuple, list)):
             if len(v) != len(names):
-                raise LabError(f"{_show(v)} has {len(v)} values; struct {shown} has {len(names)}",
+                raise LabError(f"{short_repr(v)} has {len(v)} values; struct {shown} has {len(names)}",
                                f"give one value per field: {tuple_type.__name__}({', '.join(names)}), "
                                "or a dict of the fields to set")
             return list(zip(names, v))
-        raise LabError(f"{_show(v)} is of type {type(v).__name__}, not a struct {shown}",
+        raise LabError(f"{short_repr(v)} is of type {type(v).__name__}, not a struct {shown}",
                        f"give a {tuple_type.__name__}(...), a tuple of {len(names)} values, or a "
                        f"dict such as {{{names[0]!r}: ...}}")
     by_name = {n: (c, off) for n, c, off in fields}
@@ -420,7 +391,7 @@ def _struct_encoder(ctype, fields, tuple_type, size):
             if off is None:
                 bits.append((n, x))
                 continue
-            b = _part(c, x, f"field {n}")
+            b = encode_part(c, x, f"field {n}")
             if any(b):          # zeros need no write (and do not clobber a union's other member)
                 buf[off:off + len(b)] = b
         if bits:
@@ -429,7 +400,7 @@ def _struct_encoder(ctype, fields, tuple_type, size):
                 try:
                     setattr(obj, n, operator.index(x))
                 except TypeError:
-                    raise LabError(f"field {n}: {_show(x)} is of type {type(x).__name__}",
+                    raise LabError(f"field {n}: {short_repr(x)} is of type {type(x).__name__}",
                                    "give an int") from None
                 if getattr(obj, n) != x:
                     raise LabError(f"field {n}: {x} does not fit in its bits",

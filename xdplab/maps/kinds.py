@@ -1,14 +1,19 @@
 """What kind of map a map is, and the words xdplab reads names by: map types (MAP_TYPES, in the
 kernel's enum bpf_map_type order), which ones are arrays, which have no entries to read or cannot
-delete, the KINDS a key, value or field is typed as."""
+delete, the KINDS a key, value or field is typed as, and the kind a map's or a field's name and C
+type suggest (key_is_action, infer_kind: rules 2 to 5 of xdplab.maps)."""
+from __future__ import annotations
+
 import re
 import sys
 
-_INDEXED = {"array", "percpu_array", "devmap", "prog_array", "cpumap", "xskmap", "perf_event_array",
-            "array_of_maps", "cgroup_array"}
+from xdplab.kernel.constants import XDP_ACTIONS     # noqa: F401 — xdplab.maps.XDP_ACTIONS
+
+# keys are slot numbers from 0 to max_entries - 1, whatever the map's name
+INDEXED = {"array", "percpu_array", "devmap", "prog_array", "cpumap", "xskmap", "perf_event_array",
+           "array_of_maps", "cgroup_array"}
 KINDS = ("int", "be", "ipv4", "ipv4_host", "ipv6", "port", "proto", "ethertype", "action", "mac",
          "str", "bytes")
-XDP_ACTIONS = ("XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT")
 IP_PROTOS = {1: "ICMP", 2: "IGMP", 4: "IPIP", 6: "TCP", 17: "UDP", 41: "IPv6", 47: "GRE",
              50: "ESP", 51: "AH", 58: "ICMPv6", 132: "SCTP"}
 ETHERTYPES = {0x0800: "IPv4", 0x0806: "ARP", 0x86DD: "IPv6", 0x8100: "802.1Q", 0x88A8: "802.1ad",
@@ -41,4 +46,44 @@ _SHORT_PORT_WORDS = {"source", "dest", "src", "dst"}     # struct udphdr/tcphdr 
 
 def _words(name):
     return set(w for w in re.split(r"[^a-z0-9]+", (name or "").lower()) if w)
+
+
+def key_is_action(name: str, map_kind: str, max_entries: int) -> bool:
+    """Whether the integer keys of map `name` (a `map_kind` map) are XDP actions by its name:
+    rule 2 of xdplab.maps (the enum xdp_action type is rule 3, in infer_kind)."""
+    words = _words(name)
+    return bool(words & _ACTION_WORDS or "xdp_stats" in name.lower()
+                or (map_kind in ("array", "percpu_array") and max_entries == 5
+                    and words & _COUNT_WORDS))
+
+
+def infer_kind(name: str | None, size: int, hints: tuple[str, ...] | dict | None, integer: bool,
+               top: bool, byte_array: bool = False) -> str | None:
+    """The kind of a scalar of `size` bytes named `name` (rules 3-5 of xdplab.maps), from its BTF
+    `hints` (the typedef and enum names of btf_hints). `integer`: a C integer rather than an
+    array (of bytes when `byte_array`); `top`: the map's own key or value rather than a field.
+    None for an array that is no address or MAC."""
+    hints = hints if isinstance(hints, tuple) else ()
+    words, lname = _words(name), (name or "").lower()
+    be = any(h.startswith("__be") for h in hints)
+    if "enum xdp_action" in hints:
+        return "action"
+    if not integer:                      # an array: of bytes (u8[16], u8[6]) or of u32[4]
+        if size == 16 and words & _ADDR_WORDS:
+            return "ipv6"
+        return "mac" if size == 6 and byte_array else None
+    if lname in _ETHERTYPE_NAMES or (words & _PROTO_WORDS and (size == 2 or be)):
+        return "ethertype" if size in (2, 4) else "be"
+    if words & _PROTO_WORDS:
+        return "proto"
+    if size in (2, 4) and (any("port" in w for w in words)
+                           or (size == 2 and words & _SHORT_PORT_WORDS and not top)):
+        return "port"
+    if size == 4 and words & _ADDR_WORDS:
+        return "ipv4"
+    if words & _ACTION_WORDS and not top:
+        return "action"
+    if be:
+        return "ipv4" if size == 4 and top else "be"
+    return "int"
 

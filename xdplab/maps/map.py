@@ -15,10 +15,10 @@ from xdplab.kernel import netns
 from xdplab.kernel.constants import PIN_ROOT
 from xdplab.kernel.libbpf import decode_table_type, errno_of, libbcc, libbpf, map_info
 from xdplab.maps.btf import btf_hints
-from xdplab.maps.codecs import _CTYPES, _ctype_integer, _part, _show, make_codec
+from xdplab.maps.codecs import CTYPES, ctype_integer, encode_part, short_repr, make_codec
 from xdplab.maps.counters import combine, rates
-from xdplab.maps.kinds import (ARRAYS, MAP_TYPES, NATIVE, NETNS_VALUES, NOT_READABLE, WRITE_ONLY,
-                               ZEROED, _ACTION_WORDS, _COUNT_WORDS, _INDEXED, _words)
+from xdplab.maps.kinds import (ARRAYS, INDEXED, MAP_TYPES, NATIVE, NETNS_VALUES, NOT_READABLE,
+                               WRITE_ONLY, ZEROED, key_is_action)
 
 BATCH_CHUNK = 8192             # entries per BPF_MAP_LOOKUP_BATCH call
 _BATCH_KINDS = {"hash", "lru_hash", "percpu_hash", "lru_percpu_hash", "array", "percpu_array"}
@@ -112,12 +112,6 @@ class Map(collections.abc.MutableMapping):
         self._codecs()
 
     # -- typing -------------------------------------------------------------------------------------
-    def _key_is_action(self):
-        words = _words(self.name)
-        return (words & _ACTION_WORDS or "xdp_stats" in self.name.lower()
-                or (self.kind in ("array", "percpu_array") and self.max_entries == 5
-                    and words & _COUNT_WORDS))
-
     def _codecs(self):
         self._wcodecs = None           # (key codec, value codec) for writes
         if self.Key is None or self.kind in NOT_READABLE:
@@ -127,10 +121,10 @@ class Map(collections.abc.MutableMapping):
                                  make_codec(self.Leaf, self.name, None, "int", top=True))
             return
         key_kind = self._declared["key"]
-        integer, _ = _ctype_integer(self.Key)
-        if key_kind is None and integer and self._key_is_action():
+        integer, _ = ctype_integer(self.Key)
+        if key_kind is None and integer and key_is_action(self.name, self.kind, self.max_entries):
             key_kind = "action"
-        elif key_kind is None and integer and self.kind in _INDEXED:
+        elif key_kind is None and integer and self.kind in INDEXED:
             key_kind = "int"      # an index (a devmap slot, a CPU...), whatever the map's name
         self.key_codec = make_codec(self.Key, self.name, self._hints[0], key_kind, top=True)
         self.value_codec = make_codec(self.Leaf, None, self._hints[1], self._declared["value"],
@@ -311,7 +305,7 @@ class Map(collections.abc.MutableMapping):
             err = errno_of(rc)
             if err == errno.ENOENT:
                 raise self._missing(key, "read")
-            raise LabError(f"reading key {_show(key)} of map {self.name!r} failed: {os.strerror(err)}")
+            raise LabError(f"reading key {short_repr(key)} of map {self.name!r} failed: {os.strerror(err)}")
         vc, mv = self.value_codec, memoryview(val.raw)
         if not self.percpu:
             return vc.decode(mv, 0)
@@ -334,7 +328,7 @@ class Map(collections.abc.MutableMapping):
         return self.snapshot().items()
 
     def _missing(self, key, doing):
-        if self.kind in _INDEXED:
+        if self.kind in INDEXED:
             where = f"its keys are 0 to {self.max_entries - 1}"
             if self.kind not in ZEROED:
                 where += " and slot " + repr(key) + " is empty"
@@ -342,7 +336,7 @@ class Map(collections.abc.MutableMapping):
             where = "look first: key in m, m.get(key), or m.snapshot() for every entry"
         if doing == "delete":
             where += "; m.pop(key, None) deletes a key only if it is there"
-        return MissingKey(f"map {self.name!r} has no key {_show(key)}", where)
+        return MissingKey(f"map {self.name!r} has no key {short_repr(key)}", where)
 
     # -- writing ------------------------------------------------------------------------------------
     def _writer(self):
@@ -358,7 +352,7 @@ class Map(collections.abc.MutableMapping):
         try:
             return kc.encode(key)
         except LabError as e:
-            raise LabError(f"map {self.name!r}, key {_show(key)}: {e.message}", e.hint) from None
+            raise LabError(f"map {self.name!r}, key {short_repr(key)}: {e.message}", e.hint) from None
 
     def _per_cpu_values(self, vc, value):
         """Whether `value` for a per-CPU map is one value per CPU (a list or plain tuple of values)
@@ -367,7 +361,7 @@ class Map(collections.abc.MutableMapping):
             return False
         if vc.fields is None and vc.elem is None:          # scalar values: a sequence is per CPU
             return True
-        return len(value) > 0 and all(isinstance(v, (tuple, list, dict, *_CTYPES)) for v in value)
+        return len(value) > 0 and all(isinstance(v, (tuple, list, dict, *CTYPES)) for v in value)
 
     def _value_bytes(self, key, value):
         """(bytes to write, namespace to write them from or None) for `value` at `key`."""
@@ -378,19 +372,19 @@ class Map(collections.abc.MutableMapping):
                 value, ns = self._ifindex(key, value)
             if not self.percpu:
                 return vc.encode(value), ns
-            if isinstance(value, _CTYPES) and ctypes.sizeof(value) == self._vsize != vc.size:
+            if isinstance(value, CTYPES) and ctypes.sizeof(value) == self._vsize != vc.size:
                 return bytes(value), ns                 # bcc's per-CPU Leaf: every CPU's slot
             if self._per_cpu_values(vc, value):
                 if len(value) != self.ncpus:
                     raise LabError(f"{len(value)} values for {self.ncpus} CPUs",
                                    f"give one value (it goes to every CPU) or a list of "
                                    f"{self.ncpus}, one per possible CPU")
-                parts = [_part(vc, v, f"CPU {cpu}") for cpu, v in enumerate(value)]
+                parts = [encode_part(vc, v, f"CPU {cpu}") for cpu, v in enumerate(value)]
             else:
                 parts = [vc.encode(value)] * self.ncpus
             return b"".join(p.ljust(self._slot, b"\0") for p in parts), ns
         except LabError as e:
-            raise LabError(f"map {self.name!r}, value for key {_show(key)}: {e.message}",
+            raise LabError(f"map {self.name!r}, value for key {short_repr(key)}: {e.message}",
                            e.hint) from None
 
     def _ifindex(self, key, value):
@@ -399,7 +393,7 @@ class Map(collections.abc.MutableMapping):
         machine's own namespace."""
         fix = (f"give the interface itself: prog.maps[{self.name!r}][{key!r}] = router.iface(server) "
                "(or a Host, or 'host:ifname')")
-        if isinstance(value, (int, *_CTYPES)) and not isinstance(value, bool):
+        if isinstance(value, (int, *CTYPES)) and not isinstance(value, bool):
             hosts = {a.iface.host for a in self.program.attachments if not isinstance(a.iface, str)}
             if len(hosts) != 1 or any(isinstance(a.iface, str) for a in self.program.attachments):
                 where = "in several namespaces" if self.program.attachments else "nowhere yet"
@@ -411,7 +405,7 @@ class Map(collections.abc.MutableMapping):
         iface = lab.interface(value) if isinstance(value, str) or hasattr(value, "ifindex") \
             or hasattr(value, "iface") else None
         if iface is None:
-            raise LabError(f"{_show(value)} is not an interface of this lab", fix)
+            raise LabError(f"{short_repr(value)} is not an interface of this lab", fix)
         return iface.ifindex, iface.host.ns
 
     def _update(self, kb, vb, ns, key, value):
@@ -426,25 +420,25 @@ class Map(collections.abc.MutableMapping):
 
     def _write_error(self, err, key, value):
         name, why = self.name, os.strerror(err)
-        if err == errno.E2BIG and self.kind in _INDEXED:
-            return LabError(f"map {name!r} has slots 0 to {self.max_entries - 1}: key {_show(key)} "
+        if err == errno.E2BIG and self.kind in INDEXED:
+            return LabError(f"map {name!r} has slots 0 to {self.max_entries - 1}: key {short_repr(key)} "
                             "is past its end", f"use a key from 0 to {self.max_entries - 1} (the C "
                             f"declares {self.max_entries} entries)")
         if err == errno.E2BIG:
             return LabError(f"map {name!r} is full: it holds max_entries={self.max_entries} entries, "
-                            f"so key {_show(key)} cannot be added",
-                            f"delete entries first (del m[key], m.clear()), or declare the map with "
+                            f"so key {short_repr(key)} cannot be added",
+                            "delete entries first (del m[key], m.clear()), or declare the map with "
                             "more entries in the C (the last argument of BPF_HASH)")
         if self.kind == "prog_array":
-            return LabError(f"map {name!r} is a program array: slot {_show(key)} takes the file "
-                            f"descriptor of an XDP program, and the kernel refused {_show(value)} "
+            return LabError(f"map {name!r} is a program array: slot {short_repr(key)} takes the file "
+                            f"descriptor of an XDP program, and the kernel refused {short_repr(value)} "
                             f"({why})", "write the fd of a function of a program loaded in this "
                             f"lab: prog.maps[{name!r}][{key!r}] = prog.fd('function_name')")
         if self.kind in NETNS_VALUES:
             return LabError(f"map {name!r} is a devmap, and the kernel refused interface index "
-                            f"{_show(value)} for key {_show(key)} ({why})",
+                            f"{short_repr(value)} for key {short_repr(key)} ({why})",
                             f"give a lab interface: prog.maps[{name!r}][{key!r}] = router.iface(server)")
-        return LabError(f"writing key {_show(key)} of map {name!r} failed: {why}")
+        return LabError(f"writing key {short_repr(key)} of map {name!r} failed: {why}")
 
     def __setitem__(self, key, value):
         """Store `value` at `key`, both given as snapshot() gives them out (or as bcc's ctypes
@@ -468,9 +462,9 @@ class Map(collections.abc.MutableMapping):
             err = errno_of(rc)
             if err == errno.ENOENT:
                 raise self._missing(key, "delete")
-            if err in (errno.EINVAL, errno.E2BIG) and self.kind in _INDEXED:
+            if err in (errno.EINVAL, errno.E2BIG) and self.kind in INDEXED:
                 raise self._write_error(errno.E2BIG, key, None)
-            raise LabError(f"deleting key {_show(key)} of map {self.name!r} failed: "
+            raise LabError(f"deleting key {short_repr(key)} of map {self.name!r} failed: "
                            f"{os.strerror(err)}")
 
     def update(self, other=(), /, **kw):
@@ -485,7 +479,7 @@ class Map(collections.abc.MutableMapping):
             for item in other:
                 if not isinstance(item, (tuple, list)) or len(item) != 2:
                     raise LabError(f"update() of map {self.name!r} takes a mapping or (key, value) "
-                                   f"pairs; {_show(item)} is not a pair",
+                                   f"pairs; {short_repr(item)} is not a pair",
                                    "e.g. m.update({key: value}) or m.update([(key, value), ...])")
                 pairs.append(tuple(item))
         pairs += kw.items()
@@ -512,7 +506,7 @@ class Map(collections.abc.MutableMapping):
                 for i in range(n):
                     lib.bpf_map_update_elem(self.fd, keys[4 * i:4 * i + 4], zeros, 0)
             return
-        if self.kind in _INDEXED:                  # empty slots are fine to delete too
+        if self.kind in INDEXED:                  # empty slots are fine to delete too
             for i in range(self.max_entries):
                 lib.bpf_map_delete_elem(self.fd, i.to_bytes(4, NATIVE))
             return
