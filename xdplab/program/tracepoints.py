@@ -163,21 +163,31 @@ PROBES = {
 Event = collections.namedtuple("Event", "program iface kind action err")
 
 
+def format_fields(text):
+    """The field names a tracefs `format` file declares (`text`: the file's content), the
+    common_* fields included: {"common_type", ..., "prog_id", "act", "ifindex"}. Lines that
+    declare no field (name:, ID:, print fmt:, blank ones) are skipped, and so is a field line
+    without its ";"; an array field is named without its size ("comm" for char comm[16])."""
+    names = set()
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("field:") and ";" in line:
+            decl = line[len("field:"):line.index(";")].strip()
+            if decl:
+                names.add(decl.split()[-1].split("[")[0])
+    return names
+
+
 def event_fields(event):
-    """The field names of tracepoint xdp:`event` on this kernel, or None when it has none."""
+    """The field names of tracepoint xdp:`event` on this kernel (format_fields() of its tracefs
+    format file), or None when it has none."""
     for root in TRACEFS:
         try:
             with open(os.path.join(root, event, "format")) as f:
                 text = f.read()
         except OSError:
             continue
-        names = set()
-        for line in text.splitlines():
-            line = line.strip()
-            if line.startswith("field:") and ";" in line:
-                decl = line[len("field:"):line.index(";")].strip()
-                names.add(decl.split()[-1].split("[")[0])
-        return names
+        return format_fields(text)
     return None
 
 
@@ -240,6 +250,30 @@ def _read_offsets():
     if any(bits % 8 for bits in offsets.values()):
         return None
     return {name: bits // 8 for name, bits in offsets.items()}
+
+
+def describe(k):
+    """(kind, action, (program, interface)) of a key `k` of the counting program's table (a struct
+    event_key): the names from KINDS and the XDP actions (a number neither has stays a number, as
+    text), and where it happened in its numbers alone, as counts(everything=True) shows an event
+    no lab program is behind: ("prog id 12", "ifindex 2"), ("cpumap id 7", "cpu 1"), ("ifindex 3",
+    "ifindex 4") for a devmap flush (from, to), with the namespace's inode where a raw probe read
+    it."""
+    kind = KINDS[k.kind] if k.kind < len(KINDS) else str(k.kind)
+    action = ACTIONS[k.act] if k.act < len(ACTIONS) else str(k.act)
+    if kind in ("devmap_xmit", "bulk_tx"):
+        if k.netns or k.from_netns:
+            where = (f"ifindex {k.from_ifindex or k.ifindex} of netns {k.from_netns or k.netns}",
+                     f"ifindex {k.ifindex}")
+        elif kind == "devmap_xmit":
+            where = (f"ifindex {k.from_ifindex}", f"ifindex {k.ifindex}")
+        else:
+            where = ("unknown", f"ifindex {k.ifindex}")
+    elif kind.startswith("cpumap_"):
+        where = (f"cpumap id {k.prog_id}", f"cpu {k.ifindex}")
+    else:
+        where = (f"prog id {k.prog_id}", f"ifindex {k.ifindex}")
+    return kind, action, where
 
 
 def raw_probe(kind, fields, offsets):
@@ -418,19 +452,14 @@ class Tracepoints:
         where = self._where()
         out = {}
         for k, v in self._table.items():
-            kind = KINDS[k.kind] if k.kind < len(KINDS) else str(k.kind)
-            action = ACTIONS[k.act] if k.act < len(ACTIONS) else str(k.act)
+            kind, action, unknown = describe(k)
             if kind in ("devmap_xmit", "bulk_tx"):
                 if k.netns or k.from_netns:
                     known = self._exact(kind, k)
-                    unknown = (f"ifindex {k.from_ifindex or k.ifindex} of netns {k.from_netns or k.netns}",
-                               f"ifindex {k.ifindex}")
                 elif kind == "devmap_xmit":
                     known = self._flushed(k.from_ifindex, k.ifindex)
-                    unknown = (f"ifindex {k.from_ifindex}", f"ifindex {k.ifindex}")
                 else:
                     known = self._sent_from(k.ifindex)
-                    unknown = ("unknown", f"ifindex {k.ifindex}")
                 for who, n in self._credit(k, v.value, known):
                     if who is None and not everything:
                         continue
@@ -440,12 +469,10 @@ class Tracepoints:
             if kind.startswith("cpumap_"):
                 name = self._cpumaps.get(k.prog_id)
                 known = (name, f"cpu {k.ifindex}") if name else None
-                unknown = (f"cpumap id {k.prog_id}", f"cpu {k.ifindex}")
             else:
                 known = where.get((k.prog_id, k.ifindex)) or where.get(k.prog_id)
                 if known is None and k.prog_id in self._seen:       # detached since: still ours
                     known = (self._seen[k.prog_id], f"ifindex {k.ifindex}")
-                unknown = (f"prog id {k.prog_id}", f"ifindex {k.ifindex}")
             if known is None and not everything:
                 continue
             name, iface = known or unknown
