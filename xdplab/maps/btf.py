@@ -1,14 +1,21 @@
 """BTF: which typedefs (__be32 ...) and enums the program's C used, read from the program's BTF
 (which bcc loads with it) through libbpf."""
+from __future__ import annotations
+
 import ctypes
+from typing import Union
 
 from xdplab.kernel.constants import (BTF_KIND_ARRAY, BTF_KIND_ENUM, BTF_KIND_ENUM64,
                                      BTF_KIND_QUALIFIERS, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF,
                                      BTF_KIND_UNION)
 from xdplab.kernel.libbpf import BtfType, libbpf
 
+# The hints of one type: typedef/enum names for a scalar, {field: hints} for a struct or union,
+# None without BTF.
+Hints = Union[tuple[str, ...], dict[str, "Hints"], None]
 
-def btf_hints(btf_id, *type_ids):
+
+def btf_hints(btf_id: int, *type_ids: int) -> list[Hints]:
     """For each BTF type id: a tuple of the typedef/enum names on its way to the base type for a
     scalar ("__be32", "__u32"), or {field: hints} for a struct/union (anonymous members as
     "__anon0"..., as bcc names them; arrays give their element's hints). None without BTF."""

@@ -1,17 +1,35 @@
 """Codecs: how a key, value or field is read from raw map bytes (one record at a time, or a whole
 batch buffer's column at once) and written back to them (encode), chosen from bcc's ctypes type,
 BTF hints, names and declare()."""
+from __future__ import annotations
+
 import collections
 import ctypes
 import ipaddress
 import operator
 import struct
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
 
 from xdplab.errors import LabError
 from xdplab.maps.kinds import ETHERTYPES, IP_PROTOS, KINDS, NATIVE, XDP_ACTIONS, infer_kind
 
+if TYPE_CHECKING:
+    from xdplab.maps.btf import Hints
 
+# The ctypes objects encode() writes as they are (bcc's Key and Leaf are of these types).
 CTYPES = (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array)
+# What decode() gives: an int, a name ("UDP", "XDP_PASS", "IPv4") or a number it has no name
+# for, an IPv4/IPv6 address, a MAC or a C string (str), bytes, or a tuple (a named tuple for a
+# struct, a plain one for an array or for one value per CPU).
+Decoded = Union[int, str, bytes, ipaddress.IPv4Address, ipaddress.IPv6Address, tuple]
+# What encode() takes: what decode() gives, an address or a MAC as text, a dict of some of a
+# struct's fields, a list for a tuple, bytes-like objects, or a ctypes object of the right size.
+Encodable = Union[Decoded, dict[str, Any], list[Any], bytearray, memoryview, ctypes._SimpleCData,
+                  ctypes.Structure, ctypes.Union, ctypes.Array]
+# A kind (one of KINDS, or "int[4]" for an array), or {field: kinds} for a struct: what
+# Codec.kinds() gives and what Map.declare() takes.
+Kinds = Union[str, dict[str, "Kinds"]]
+Buffer = Union[bytes, bytearray, memoryview]
 
 
 class Codec:
@@ -22,15 +40,18 @@ class Codec:
     values, an array has `elem` (the codec of its items) and makes tuples. `counter` marks
     numbers that add up (summed over CPUs, turned into rates)."""
 
-    def __init__(self, kind, decode, fields=None, tuple_type=None, elem=None, bulk=None,
-                 encode=None, size=None):
+    def __init__(self, kind: str | None, decode: Callable[[Buffer, int], Decoded],
+                 fields: list[tuple[str, Codec, int | None]] | None = None,
+                 tuple_type: type[tuple] | None = None, elem: Codec | None = None,
+                 bulk: Callable[[memoryview, int, int, int], Iterable[Decoded]] | None = None,
+                 encode: Callable[[Any], bytes] | None = None, size: int | None = None) -> None:
         self.kind, self.decode = kind, decode
         self.fields, self.tuple_type, self.elem = fields, tuple_type, elem
         self.counter = kind in ("int", "be")
         self._bulk = bulk
         self._encode, self.size = encode, size
 
-    def encode(self, value):
+    def encode(self, value: Encodable) -> bytes:
         """The `size` bytes that hold `value` — given as decode() gives it out (an int, an
         IPv4Address, "UDP", a named tuple...), as a ctypes object of the same size (bcc's Key and
         Leaf), or for a struct as a dict of some of its fields (the others zero). Raises LabError
@@ -43,11 +64,11 @@ class Codec:
             return bytes(value)
         return self._encode(value)
 
-    def zero(self):
+    def zero(self) -> Decoded:
         """The value that all-zero bytes hold (what an array slot holds before any write)."""
         return self.decode(bytes(self.size), 0)
 
-    def example(self):
+    def example(self) -> str:
         """What to give encode(), in words with an example (for hints)."""
         if self.fields is not None:
             names = [n for n, _, _ in self.fields]
@@ -57,7 +78,7 @@ class Codec:
             return f"a tuple of {self.size // self.elem.size} items, each {self.elem.example()}"
         return _EXAMPLES[self.kind].format(size=self.size, bits=8 * self.size)
 
-    def column(self, mv, n, stride, offset=0):
+    def column(self, mv: memoryview, n: int, stride: int, offset: int = 0) -> Iterable[Decoded]:
         """The values of `n` records `stride` bytes apart in byte memoryview `mv`, this one at
         `offset` in each: an iterable decoded in bulk (struct.iter_unpack or a memoryview cast,
         one pass in C) where the codec allows, else one decode() per record."""
@@ -69,7 +90,8 @@ class Codec:
         decode = self.decode
         return (decode(mv, offset + i * stride) for i in range(n))
 
-    def kinds(self):
+    def kinds(self) -> Kinds:
+        """This codec's kind, or {field: kinds} for a struct (Map.kinds)."""
         if self.fields is None:
             return self.kind
         return {name: c.kinds() for name, c, _ in self.fields}
@@ -129,7 +151,8 @@ _EXAMPLES = {
 }
 
 
-def short_repr(value, limit=100):
+def short_repr(value: object, limit: int = 100) -> str:
+    """repr(value) as error messages show it: at most `limit` characters, "…" ending a cut one."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
@@ -282,12 +305,14 @@ _SIZES = {"ipv4": (4,), "ipv4_host": (4,), "ipv6": (16,), "port": (2, 4), "ether
           "action": (1, 2, 4, 8)}
 
 
-def ctype_integer(t):
+def ctype_integer(t: type) -> tuple[bool, bool]:
+    """(whether ctypes type `t` is an integer, whether it is a signed one)."""
     code = getattr(t, "_type_", None)
     return isinstance(code, str) and code in "bBhHiIlLqQ?", isinstance(code, str) and code in "bhilq"
 
 
-def make_codec(ctype, name=None, hints=None, declared=None, top=False):
+def make_codec(ctype: type, name: str | None = None, hints: Hints = None,
+               declared: Kinds | None = None, top: bool = False) -> Codec:
     """A Codec for bcc's ctypes type `ctype`; `name` is the field (or, with top=True, the map)
     name, `hints` the BTF hints, `declared` a kind or {field: kind} given by the learner."""
     size = ctypes.sizeof(ctype)
@@ -352,7 +377,7 @@ def make_codec(ctype, name=None, hints=None, declared=None, top=False):
     return _scalar_codec(kind, size, signed)
 
 
-def encode_part(codec, value, where):
+def encode_part(codec: Codec, value: Encodable, where: str) -> bytes:
     """codec.encode(value), its errors saying `where` (a field name, an item number)."""
     try:
         return codec.encode(value)

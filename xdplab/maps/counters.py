@@ -1,9 +1,18 @@
 """Per-CPU sums and rates: one value from the per-CPU copies of an entry (combine), and
 per-second rates between two snapshots (rates)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping, Sequence, TypeVar
+
 from xdplab.errors import LabError
 
+if TYPE_CHECKING:
+    from xdplab.maps.codecs import Codec, Decoded
 
-def combine(codec, values):
+_K = TypeVar("_K")
+
+
+def combine(codec: Codec, values: Sequence[Decoded]) -> Decoded:
     """One value from the per-CPU copies: counters summed, other fields from the first CPU where
     the entry is not zero."""
     if codec.fields is not None:
@@ -40,7 +49,8 @@ def _rate(codec, prev, cur, dt):
     return (cur - prev if cur >= prev else cur) / dt      # a counter that went down was reset
 
 
-def rates(prev, cur, dt, codec=None):
+def rates(prev: Mapping[_K, Decoded], cur: Mapping[_K, Decoded], dt: float,
+          codec: Codec | None = None) -> dict[_K, float | Decoded]:
     """Per-second rates from two snapshots taken `dt` seconds apart: {key: rate} for every key of
     `cur` (a key new since `prev` counts from 0, a counter that went down is taken as reset).
     Integers are counters; in named tuples every int field is, the others are copied from `cur`.

@@ -7,7 +7,12 @@ from __future__ import annotations
 import re
 import sys
 
+from typing import TYPE_CHECKING
+
 from xdplab.kernel.constants import XDP_ACTIONS     # noqa: F401 — xdplab.maps.XDP_ACTIONS
+
+if TYPE_CHECKING:
+    from xdplab.maps.btf import Hints
 
 # keys are slot numbers from 0 to max_entries - 1, whatever the map's name
 INDEXED = {"array", "percpu_array", "devmap", "prog_array", "cpumap", "xskmap", "perf_event_array",
@@ -57,8 +62,8 @@ def key_is_action(name: str, map_kind: str, max_entries: int) -> bool:
                     and words & _COUNT_WORDS))
 
 
-def infer_kind(name: str | None, size: int, hints: tuple[str, ...] | dict | None, integer: bool,
-               top: bool, byte_array: bool = False) -> str | None:
+def infer_kind(name: str | None, size: int, hints: Hints, integer: bool, top: bool,
+               byte_array: bool = False) -> str | None:
     """The kind of a scalar of `size` bytes named `name` (rules 3-5 of xdplab.maps), from its BTF
     `hints` (the typedef and enum names of btf_hints). `integer`: a C integer rather than an
     array (of bytes when `byte_array`); `top`: the map's own key or value rather than a field.

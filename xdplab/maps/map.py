@@ -1,6 +1,8 @@
 """Map and Maps: one BPF map of a loaded program (prog.maps["name"]), read, written, pinned and
 shown; see xdplab.maps for the typing. A Map is a typed mutable mapping: m[key], m[key] = value,
 del m[key], m.update(...), m.clear(), key in m, iteration over the keys of a snapshot."""
+from __future__ import annotations
+
 import collections.abc
 import ctypes
 import errno
@@ -8,6 +10,7 @@ import itertools
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 
 from xdplab import text, views
 from xdplab.errors import ClosedError, LabError, SetupError
@@ -15,7 +18,7 @@ from xdplab.kernel import netns
 from xdplab.kernel.constants import PIN_ROOT
 from xdplab.kernel.libbpf import decode_table_type, errno_of, libbcc, libbpf, map_info
 from xdplab.maps.btf import btf_hints
-from xdplab.maps.codecs import CTYPES, ctype_integer, encode_part, short_repr, make_codec
+from xdplab.maps.codecs import CTYPES, ctype_integer, encode_part, make_codec, short_repr
 from xdplab.maps.counters import combine, rates
 from xdplab.maps.kinds import (ARRAYS, INDEXED, MAP_TYPES, NATIVE, NETNS_VALUES, NOT_READABLE,
                                WRITE_ONLY, ZEROED, key_is_action)
@@ -23,13 +26,18 @@ from xdplab.maps.kinds import (ARRAYS, INDEXED, MAP_TYPES, NATIVE, NETNS_VALUES,
 BATCH_CHUNK = 8192             # entries per BPF_MAP_LOOKUP_BATCH call
 _BATCH_KINDS = {"hash", "lru_hash", "percpu_hash", "lru_percpu_hash", "array", "percpu_array"}
 
+if TYPE_CHECKING:
+    from xdplab.lab.topology import Host, Interface
+    from xdplab.maps.codecs import Codec, Decoded, Encodable, Kinds
+    from xdplab.program.program import Program
+
 
 class MissingKey(LabError, KeyError):
     """A key the map does not hold: a LabError with the usual fix, and a KeyError, so that
     `key in m`, `m.get(key)` and `m.pop(key, None)` work as with a dict."""
 
 
-def table_names(bpf):
+def table_names(bpf: Any) -> list[str]:
     """Names of every map declared by a bcc module (a bcc.BPF, or the compile helper's Loaded)."""
     if hasattr(bpf, "table_names"):
         return bpf.table_names()
@@ -37,7 +45,7 @@ def table_names(bpf):
     return [lib.bpf_table_name(bpf.module, i).decode() for i in range(lib.bpf_num_tables(bpf.module))]
 
 
-def table_facts(bpf, name):
+def table_facts(bpf: Any, name: str) -> tuple[int, str, str]:
     """(fd, key description, leaf description) of map `name`, as bcc describes them (JSON)."""
     info = getattr(bpf, "table_info", {}).get(name)
     if info is not None:
@@ -57,15 +65,15 @@ def _plain(value):
 class Maps(collections.abc.Mapping):
     """program.maps["name"] → Map."""
 
-    def __init__(self, program):
+    def __init__(self, program: Program) -> None:
         self.program = program
         self._names = table_names(program.bpf)
         self._maps = {}
 
-    def __contains__(self, name):
+    def __contains__(self, name: object) -> bool:
         return name in self._names
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> Map:
         if name not in self._names:
             raise LabError(f"the program has no map {name!r}",
                            f"its maps: {', '.join(self._names) or 'none'}")
@@ -73,13 +81,13 @@ class Maps(collections.abc.Mapping):
             self._maps[name] = Map(self.program, name)
         return self._maps[name]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._names)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._names)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Maps {', '.join(self._names)}>"
 
 
@@ -88,7 +96,21 @@ class Map(collections.abc.MutableMapping):
     same object (compare m.snapshot()s for their contents)."""
     __eq__, __hash__ = object.__eq__, object.__hash__
 
-    def __init__(self, program, name):
+    program: Program
+    name: str
+    fd: int
+    id: int
+    max_entries: int
+    kind: str                          # "hash", "percpu_array"... (MAP_TYPES), or "type N"
+    key_size: int
+    value_size: int
+    percpu: bool
+    ncpus: int                         # possible CPUs for a per-CPU map, else 1
+    key_codec: Codec | None            # None for a map without entries to read
+    value_codec: Codec | None
+    read_method: str | None            # "batch" or "per-key": how the last read went
+
+    def __init__(self, program: Program, name: str) -> None:
         self.program, self.name = program, name
         self.fd, key_desc, leaf_desc = table_facts(program.bpf, name)
         info = map_info(self.fd)
@@ -131,7 +153,7 @@ class Map(collections.abc.MutableMapping):
                                       top=True)
         self._wcodecs = (self.key_codec, self.value_codec)
 
-    def declare(self, key=None, value=None):
+    def declare(self, key: Kinds | None = None, value: Kinds | None = None) -> Map:
         """Say how to read keys and/or values: a kind (see xdplab.maps.KINDS) for a scalar, or
         {field: kind} for fields of a struct (added to earlier declarations; the other fields stay
         inferred). Returns the map, so m.declare(key="ipv4").snapshot() works."""
@@ -150,7 +172,7 @@ class Map(collections.abc.MutableMapping):
         return self
 
     @property
-    def kinds(self):
+    def kinds(self) -> dict[str, Kinds]:
         """How keys and values are read: {'key': kind or {field: kind}, 'value': ...}."""
         self.ensure_readable()
         return {"key": self.key_codec.kinds(), "value": self.value_codec.kinds()}
@@ -161,7 +183,7 @@ class Map(collections.abc.MutableMapping):
             raise ClosedError(f"the program owning map {self.name!r} is closed",
                            "load it again (lab.load(...)) and read its maps before closing it")
 
-    def ensure_readable(self):
+    def ensure_readable(self) -> Map:
         """Raise the LabError that says why this map cannot be read — its program is closed, or
         it is a map type without entries to read (ringbuf, perf_event_array, prog_array...) —
         and return the map when it can be. Views call it before they start showing a map."""
@@ -176,7 +198,7 @@ class Map(collections.abc.MutableMapping):
         return self
 
     @property
-    def table(self):
+    def table(self) -> Any:
         """bcc's Table object for this map (bcc's API, for what xdplab does not cover)."""
         self._check()
         return self.program.bpf[self.name]
@@ -246,7 +268,8 @@ class Map(collections.abc.MutableMapping):
         self.read_method = "per-key"
         return self._raw_per_key()
 
-    def snapshot(self, per_cpu=False, batch=None, skip_zero=False):
+    def snapshot(self, per_cpu: bool = False, batch: bool | None = None,
+                 skip_zero: bool = False) -> dict[Decoded, Decoded]:
         """The whole map now, as {key: value} typed as described in the module doc. Per-CPU
         values are summed, or with per_cpu=True given as a tuple with one value per possible CPU
         (per_cpu changes nothing for other maps).
@@ -276,13 +299,13 @@ class Map(collections.abc.MutableMapping):
             out.update(pairs if keep is None else itertools.compress(pairs, keep))
         return out
 
-    def __len__(self):
+    def __len__(self) -> int:
         """Entries in the map (for arrays: max_entries — every slot of an array exists)."""
         if self.kind in ZEROED:
             return self.max_entries
         return sum(n for _, _, n in self._raw())
 
-    def rates(self, interval=1.0):
+    def rates(self, interval: float = 1.0) -> dict[Decoded, float | Decoded]:
         """Per-second rates of every counter (and every counter field of struct values) since the
         previous call of rates(); the first call measures over `interval` seconds."""
         if self._last is None:
@@ -294,7 +317,7 @@ class Map(collections.abc.MutableMapping):
         return rates(prev, cur, now - t0, self.value_codec)
 
     # -- one key: reading -----------------------------------------------------------------------
-    def __getitem__(self, key):
+    def __getitem__(self, key: Encodable) -> Decoded:
         """The value of `key` now, typed as in snapshot() (per-CPU values summed); MissingKey (a
         KeyError) when the map does not hold it."""
         self.ensure_readable()
@@ -311,19 +334,19 @@ class Map(collections.abc.MutableMapping):
             return vc.decode(mv, 0)
         return combine(vc, [vc.decode(mv, cpu * self._slot) for cpu in range(self.ncpus)])
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Decoded]:
         """The keys of a snapshot taken now."""
         return iter(self.snapshot())
 
-    def keys(self):
+    def keys(self) -> KeysView[Decoded]:
         """The keys of a snapshot taken now (a dict view: it does not change with the map)."""
         return self.snapshot().keys()
 
-    def values(self):
+    def values(self) -> ValuesView[Decoded]:
         """The values of a snapshot taken now."""
         return self.snapshot().values()
 
-    def items(self):
+    def items(self) -> ItemsView[Decoded, Decoded]:
         """The (key, value) pairs of a snapshot taken now."""
         return self.snapshot().items()
 
@@ -440,14 +463,14 @@ class Map(collections.abc.MutableMapping):
                             f"give a lab interface: prog.maps[{name!r}][{key!r}] = router.iface(server)")
         return LabError(f"writing key {short_repr(key)} of map {name!r} failed: {why}")
 
-    def __setitem__(self, key, value):
+    def __setitem__(self, key: Encodable, value: Encodable | Interface | Host) -> None:
         """Store `value` at `key`, both given as snapshot() gives them out (or as bcc's ctypes
         Key/Leaf). Per-CPU maps: one value goes to every CPU, a list gives one per CPU."""
         kb = self._key_bytes(key)
         vb, ns = self._value_bytes(key, value)
         self._update(kb, vb, ns, key, value)
 
-    def __delitem__(self, key):
+    def __delitem__(self, key: Encodable) -> None:
         """Remove `key` (MissingKey when it is not there). Arrays cannot delete: set the value
         to zero instead."""
         kb = self._key_bytes(key)
@@ -467,7 +490,9 @@ class Map(collections.abc.MutableMapping):
             raise LabError(f"deleting key {short_repr(key)} of map {self.name!r} failed: "
                            f"{os.strerror(err)}")
 
-    def update(self, other=(), /, **kw):
+    def update(self, other: Mapping[Any, Encodable | Interface | Host]
+               | Iterable[tuple[Encodable, Encodable | Interface | Host]] = (), /,
+               **kw: Encodable | Interface | Host) -> None:
         """Store every (key, value) of `other` — a mapping (a dict, a snapshot) or (key, value)
         pairs — and of the keyword arguments (m.update(XDP_PASS=0)). Every key and value is
         checked before anything is written; many go in one BPF_MAP_UPDATE_BATCH."""
@@ -492,7 +517,7 @@ class Map(collections.abc.MutableMapping):
         for k, v, kb, vb, ns in todo:      # one by one: also to say which entry the kernel refused
             self._update(kb, vb, ns, k, v)
 
-    def clear(self):
+    def clear(self) -> None:
         """Remove every entry (arrays: set every value to zero; program arrays and devmaps: empty
         every slot)."""
         self._writer()
@@ -516,7 +541,7 @@ class Map(collections.abc.MutableMapping):
                 for i in range(n):
                     lib.bpf_map_delete_elem(self.fd, keys[i * self.key_size:(i + 1) * self.key_size])
 
-    def pin(self, path=None):
+    def pin(self, path: str | os.PathLike[str] | None = None) -> str:
         """Pin the map in bpffs so tools outside Python can read it (`bpftool map dump pinned
         PATH`); returns the path. The default is /sys/fs/bpf/xdplab/<lab id>/<map name>; a
         relative path is taken inside that directory. The lab removes its pins when it closes."""
@@ -566,7 +591,7 @@ class Map(collections.abc.MutableMapping):
         except LabError as e:
             return [], 0, f"cannot read it: {e.message}"
 
-    def describe(self):
+    def describe(self) -> str:
         """One line of what this map is: its type, size, how its keys and values are typed,
         and whether reads sum per-CPU slots ("hash, max_entries 1024, key ..., value ...")."""
         kinds = ""
@@ -575,7 +600,7 @@ class Map(collections.abc.MutableMapping):
         cpu = f", summed over {self.ncpus} CPUs" if self.percpu else ""
         return f"{self.kind}, max_entries {self.max_entries}{kinds}{cpu}"
 
-    def __repr__(self, limit=20):
+    def __repr__(self, limit: int = 20) -> str:
         head = f"<Map {self.name}: {self.describe()}>"
         rows, total, problem = self._shown(limit)
         if problem or self.key_codec is None:
@@ -585,7 +610,7 @@ class Map(collections.abc.MutableMapping):
         more = [f"  … {total - len(rows)} more"] if total > len(rows) else []
         return "\n".join([head + zeros] + lines + more) if lines else head + " empty" + zeros
 
-    def widget(self, chart=False, **options):
+    def widget(self, chart: bool = False, **options: Any) -> Any:
         """A live view for a notebook: a table (xdplab.widgets.MapView; options top=20,
         interval=0.5, sort="value"|"key", rates=True, per_cpu=False, keys=None, field=None) or,
         with chart=True, a line chart of per-second rates per key (xdplab.widgets.RatesChart;
@@ -594,13 +619,13 @@ class Map(collections.abc.MutableMapping):
         Made by the UI through xdplab.views (kind "map")."""
         return views.view("map", self, chart=chart, **options)
 
-    def _repr_mimebundle_(self, include=None, exclude=None):
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict | None:
         """In a Jupyter kernel a map that ends a cell shows as its live MapView; front-ends
         without widgets (and nbconvert, and a terminal) get None here and show _repr_html_ or
         repr."""
         return views.mimebundle("map", self, include, exclude)
 
-    def _repr_html_(self, limit=50):
+    def _repr_html_(self, limit: int = 50) -> str:
         def e(x):
             return text.escape(str(x))
         head = f"<b>{e(self.name)}</b> <small>{e(self.describe())}</small>"
