@@ -49,6 +49,8 @@ def values(axis, nbins=6):
 
 def _plain(v, _pos=None):
     text = f"{v:,.6g}"
+    if "e" in text:             # .6g writes 1e+06 from a million on, 1e-05 below 0.0001
+        text = f"{v:,.0f}" if abs(v) >= 1 else f"{v:.12f}".rstrip("0")
     return text.replace("-", "−")
 
 
