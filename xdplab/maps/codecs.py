@@ -8,7 +8,7 @@ import ctypes
 import ipaddress
 import operator
 import struct
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, Union
 
 from xdplab.errors import LabError
 from xdplab.maps.kinds import ETHERTYPES, IP_PROTOS, KINDS, NATIVE, XDP_ACTIONS, infer_kind
@@ -41,7 +41,7 @@ class Codec:
     numbers that add up (summed over CPUs, turned into rates)."""
 
     def __init__(self, kind: str | None, decode: Callable[[Buffer, int], Decoded],
-                 fields: list[tuple[str, Codec, int | None]] | None = None,
+                 fields: Sequence[tuple[str, Codec, int | None]] | None = None,
                  tuple_type: type[tuple] | None = None, elem: Codec | None = None,
                  bulk: Callable[[memoryview, int, int, int], Iterable[Decoded]] | None = None,
                  encode: Callable[[Any], bytes] | None = None, size: int | None = None) -> None:

@@ -10,28 +10,39 @@ ModeCosts.plot, kvstore.plot), so that each reads the same way and none needs py
 Figures use matplotlib's constrained layout: titles, labels and legends outside the axes get
 room of their own instead of running past the figure's edge.
 """
+from __future__ import annotations
+
 import io
 import math
+from typing import TYPE_CHECKING, Any, Literal, Sequence, TypeVar
 
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from xdplab.text import axis_label
 
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axis import Axis
+    from matplotlib.legend import Legend
+
 STEPS = [1, 2, 2.5, 5, 10]         # the round steps of xdplab.widgets' charts, too
+_F = TypeVar("_F", bound=Figure)
 
 
 class Chart(Figure):
     """A matplotlib Figure that shows itself in a notebook (no pyplot state involved)."""
 
-    def _repr_png_(self):
+    def _repr_png_(self) -> bytes:
         buf = io.BytesIO()
         self.savefig(buf, format="png", dpi=100)
         return buf.getvalue()
 
 
-def figure(width=6.4, height=3.0, rows=1, cols=1, **subplots):
-    """A new Chart and its Axes (one, or an array of rows × cols like Figure.subplots)."""
+def figure(width: float = 6.4, height: float = 3.0, rows: int = 1, cols: int = 1,
+           **subplots: Any) -> tuple[Chart, Any]:
+    """A new Chart and its Axes (one, or an array of rows × cols like Figure.subplots: hence
+    Any)."""
     fig = Chart(figsize=(width, height), layout="constrained")
     return fig, fig.subplots(rows, cols, **subplots)
 
@@ -40,7 +51,7 @@ def _people(v, _pos=None):
     return axis_label(0 if abs(v) < 1e-9 else v)     # the live charts' labels: 0.25, 500, 2.5 k, 1.25 M
 
 
-def values(axis, nbins=6):
+def values(axis: Axis, nbins: int = 6) -> None:
     """A linear value axis: ticks at 1, 2, 2.5, 5 × 10^n steps, labelled as the live charts are
     (no '1e6' offset, no '4.16667')."""
     axis.set_major_locator(ticker.MaxNLocator(nbins=nbins, steps=STEPS, min_n_ticks=3))
@@ -54,7 +65,7 @@ def _plain(v, _pos=None):
     return text.replace("-", "−")
 
 
-def log(axis):
+def log(axis: Axis) -> None:
     """A log axis labelled with plain numbers (0.01, 0.1, 1, 10, 1,000 rather than 10^n): a tick
     at each power of ten, and at 2 and 5 times it when the data spans three of them or fewer.
     Call it once the data is plotted."""
@@ -73,7 +84,9 @@ def log(axis):
     axis.set_minor_formatter(ticker.NullFormatter())
 
 
-def legend(fig, artists, labels=None, where="below", columns=None, fontsize=8):
+def legend(fig: Figure, artists: Sequence[Artist], labels: Sequence[str] | None = None,
+           where: Literal["below", "above"] = "below", columns: int | None = None,
+           fontsize: float = 8) -> Legend:
     """One legend for `artists` (lines, bars) outside the axes, below (or `where`="above") them,
     in `columns` columns (as many as fit: up to 3)."""
     labels = labels if labels is not None else [a.get_label() for a in artists]
@@ -87,7 +100,7 @@ def _anchor(text):
     return text.xy if hasattr(text, "xy") else text.get_position()
 
 
-def finish(fig, rounds=4, gap=4):
+def finish(fig: _F, rounds: int = 4, gap: float = 4) -> _F:
     """Make room inside each axes for the texts drawn in it from data points (bar labels,
     annotations): a linear axis is stretched until every one ends `gap` px inside. Returns `fig`."""
     for _ in range(rounds):

@@ -15,19 +15,30 @@ Line numbers. The C starts on the cell's second line (the first is `%%xdp ...`),
 line N is in cell line N+1: errors from the cell say "cell line N+1", and their source excerpt is
 numbered as the cell is; `.line` stays the line in the C text, `.cell_line` is the cell's.
 """
+from __future__ import annotations
+
 import argparse
 import re
 import shlex
+from typing import TYPE_CHECKING, TypeVar
 
 from IPython.core.magic import Magics, cell_magic, magics_class
 
 from xdplab.lab import topology
 from xdplab.errors import CompileError, LabError, VerifierError, render_exception
 
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from xdplab.program.program import Attachment
+
+_E = TypeVar("_E", bound=BaseException)
 _LINE = re.compile(r"(?<![\w.-])line (\d+)")
 
 
-def in_cell(err, offset=1):
+def in_cell(err: _E, offset: int = 1) -> _E:
     """`err` (a CompileError or VerifierError about C whose line 1 is cell line 1 + offset) with
     every line number it shows counted in the cell's lines instead."""
     if not isinstance(err, (CompileError, VerifierError)) or err.line_offset:
@@ -55,7 +66,7 @@ def _parser():
 
 @magics_class
 class XdpMagics(Magics):
-    def __init__(self, shell):
+    def __init__(self, shell: InteractiveShell) -> None:
         super().__init__(shell)
         self._programs = {}
 
@@ -71,7 +82,9 @@ class XdpMagics(Magics):
         return labs[-1]                  # the newest
 
     @cell_magic
-    def xdp(self, line, cell):
+    def xdp(self, line: str, cell: str) -> Attachment | list[Attachment] | None:
+        """The %%xdp cell magic (see the module doc): the Attachment, a list of them, or None
+        with --no-attach."""
         try:
             args = _parser().parse_args(shlex.split(line))
         except SystemExit:
@@ -96,7 +109,8 @@ class XdpMagics(Magics):
         return atts[0] if len(atts) == 1 else (atts or None)
 
 
-def exception_handler(shell, etype, evalue, tb, tb_offset=None):
+def exception_handler(shell: InteractiveShell, etype: type[BaseException], evalue: BaseException,
+                      tb: TracebackType | None, tb_offset: int | None = None) -> list[str]:
     """IPython custom exception handler (`shell.set_custom_exc((LabError,), exception_handler)`):
     shows the short form of a LabError (HTML in a notebook, text in a terminal) instead of a
     traceback. The cell still fails, so "run all" stops there. IPython ignores the returned
@@ -109,7 +123,7 @@ def exception_handler(shell, etype, evalue, tb, tb_offset=None):
     return [f"{etype.__name__} (explained above)"]
 
 
-def load(shell):
+def load(shell: InteractiveShell) -> None:
     """%load_ext xdplab: the %%xdp magic, and LabErrors shown short (exception_handler)."""
     shell.register_magics(XdpMagics)
     shell.set_custom_exc((LabError,), exception_handler)

@@ -8,9 +8,11 @@ Each panel shows itself as the last line of a cell, and has a method doing what 
 background thread, so the notebook stays responsive while packets go out; running a program on
 one packet takes microseconds and runs at once. A panel closes when its lab does.
 """
+from __future__ import annotations
+
 import ipaddress
 import threading
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import ipywidgets as W
 
@@ -19,6 +21,15 @@ from xdplab.text import escape
 from xdplab.lab.settle import settled
 from xdplab.lab.measure import counted
 from xdplab.ui.widgets import CSS, fmt_value
+
+if TYPE_CHECKING:
+    from scapy.packet import Packet
+
+    from xdplab.lab.topology import Lab
+    from xdplab.lab.traffic import SendReport
+    from xdplab.maps.codecs import Decoded
+    from xdplab.program.program import Program
+    from xdplab.program.testrun import TestRunResult
 
 PROTOCOLS = ("UDP", "TCP", "ICMP", "ICMPv6")
 SPORT = 40000                   # source port of crafted UDP/TCP packets
@@ -52,7 +63,8 @@ def _error(e):
     return f'<div class="xdplab-w" style="color:var(--jp-error-color1,#d32f2f)">⚠ {_e(text)}</div>'
 
 
-def verdict_badge(verdict):
+def verdict_badge(verdict: str) -> str:
+    """HTML of a verdict ("XDP_PASS"...) as a coloured badge (an unknown one as XDP_ABORTED's)."""
     bg, fg, _ = VERDICTS.get(verdict, VERDICTS["XDP_ABORTED"])
     return (f'<span style="background:{bg};color:{fg};font-weight:600;padding:1px 9px;'
             f'border-radius:9px;font-family:var(--jp-code-font-family,monospace)">{_e(verdict)}</span>')
@@ -73,7 +85,7 @@ class _Panel:
     def _repr_mimebundle_(self, **kw):
         return self.widget._repr_mimebundle_(**kw)
 
-    def close(self):
+    def close(self) -> None:
         """Close the panel's widgets (the lab's closing does this too)."""
         self.closed = True
 
@@ -88,8 +100,8 @@ class _Panel:
 class Sent(NamedTuple):
     """What TrafficPanel.send() did: the SendReport, and what the program's maps counted meanwhile
     ({map name: {key: change}}, only entries that changed; counters as differences)."""
-    report: object
-    counted: dict
+    report: SendReport
+    counted: dict[str, dict[Decoded, Decoded]]
 
 
 class TrafficPanel(_Panel):
@@ -100,7 +112,7 @@ class TrafficPanel(_Panel):
         report, counted = panel.send()          # what the Send button does
     """
 
-    def __init__(self, lab, program=None, count=50):
+    def __init__(self, lab: Lab, program: Program | None = None, count: int = 50) -> None:
         lab.check_open()
         names = [h.name for h in lab.hosts.values() if h.interfaces]
         if len(names) < 2:
@@ -132,7 +144,7 @@ class TrafficPanel(_Panel):
     def _sync_port(self):
         self.port.disabled = self.protocol.value not in ("UDP", "TCP")
 
-    def packet(self):
+    def packet(self) -> Packet:
         """The scapy packet the form describes (addresses: the destination host as seen from the
         source host; the source address and MACs are filled in by Host.send)."""
         from scapy.layers.inet import ICMP, IP, TCP, UDP
@@ -167,7 +179,7 @@ class TrafficPanel(_Panel):
         return settled(lambda: self._snapshots(maps), SETTLE_QUIET, SETTLE_LIMIT, poll=0.02,
                        last=last)
 
-    def send(self):
+    def send(self) -> Sent:
         """Send what the form says, from the source host; returns Sent(report, counted)."""
         with self._lock:
             self.lab.check_open()
@@ -199,12 +211,12 @@ class TrafficPanel(_Panel):
         finally:
             self.button.disabled, self.button.description = self.closed, "Send"
 
-    def wait(self, timeout=60):
+    def wait(self, timeout: float = 60) -> None:
         """Wait for a send started by the button to finish (for tests and scripts)."""
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def close(self):
+    def close(self) -> None:
         super().close()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
@@ -269,7 +281,7 @@ class VerdictExplorer(_Panel):
         ex.preset.value = "ICMP echo"; ex.run().verdict
     """
 
-    def __init__(self, program, fn=None):
+    def __init__(self, program: Program, fn: str | None = None) -> None:
         program.check_open()
         self.program, self.closed = program, False
         self.result = None
@@ -320,7 +332,7 @@ class VerdictExplorer(_Panel):
             return {4: ("10.11.0.1", "10.11.0.2"), 6: ("fd00:11::1", "fd00:11::2")}
 
     # -- the form ------------------------------------------------------------------------------------
-    def apply(self, preset):
+    def apply(self, preset: str) -> None:
         """Fill the form from a preset (one of PRESETS)."""
         if preset == CUSTOM:
             return
@@ -367,7 +379,7 @@ class VerdictExplorer(_Panel):
         self.sport.disabled = self.dport.disabled = not ports
         self.flags.disabled = self.protocol.value != "TCP"
 
-    def packet(self):
+    def packet(self) -> Packet | bytes:
         """The frame the form describes: a scapy packet, or bytes when cut short."""
         from scapy.layers.inet import ICMP, IP, TCP, UDP
         from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
@@ -411,7 +423,7 @@ class VerdictExplorer(_Panel):
         return data[:self.cut.value] if self.cut.value else pkt
 
     # -- running -------------------------------------------------------------------------------------
-    def run(self):
+    def run(self) -> TestRunResult:
         """Run the program on the packet of the form; returns the TestRunResult (and shows it)."""
         result = self.program.test_run(self.packet(), fn=self.function.value)
         self.result = result

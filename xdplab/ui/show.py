@@ -8,7 +8,10 @@ from JupyterLab's editor theme (its --jp-mirror-editor-* CSS variables, with fal
 so the source reads the same as a code cell in light and dark themes. In a terminal the repr is
 the plain numbered text.
 """
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
 
 from pygments import lex
 from pygments.lexers import CLexer
@@ -18,6 +21,9 @@ from xdplab.errors import LabError
 from xdplab.text import escape
 from xdplab.kernel.constants import XDP_ACTIONS
 from xdplab.program.program import BPF_DIR, REPO
+
+if TYPE_CHECKING:
+    from xdplab.program.program import Program
 
 # pygments token → (CSS class, JupyterLab variable, fallback colour); the first match wins
 _STYLES = [
@@ -65,7 +71,7 @@ def _css_class(token):
     return None
 
 
-def resolve(source):
+def resolve(source: str | Path | Program) -> tuple[str, str]:
     """(text, shown name) of a bpf/ file name, a path, "bpf/NAME", or a Program."""
     if hasattr(source, "source") and hasattr(source, "functions"):           # a Program
         return source.source, source.path or f"program {source.name}"
@@ -89,7 +95,8 @@ class Source:
     """C source to look at: `_repr_html_` for notebooks, repr for terminals. `.text` is the code,
     `.lines` the (first, last) line numbers shown."""
 
-    def __init__(self, text, name, lines=None, mark=()):
+    def __init__(self, text: str, name: str, lines: tuple[int, int] | None = None,
+                 mark: Iterable[int] = ()) -> None:
         self.text, self.name = text, name
         total = len(text.splitlines())
         first, last = lines if lines is not None else (1, total)
@@ -117,7 +124,7 @@ class Source:
         first, last = self.lines
         return [(n, rows[n - 1] if n - 1 < len(rows) else []) for n in range(first, last + 1)]
 
-    def _repr_html_(self):
+    def _repr_html_(self) -> str:
         e = escape
         width = len(str(self.lines[1]))
         body = []
@@ -133,7 +140,7 @@ class Source:
                 f'<div class="head"><b>{e(self.name)}</b> · {what}</div>'
                 f'<pre style="{NO_WRAP}">{chr(10).join(body)}</pre></div>')
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         first, last = self.lines
         width = len(str(last))
         lines = self.text.splitlines()[first - 1:last]
@@ -142,7 +149,8 @@ class Source:
         return "\n".join([self.name] + rows)
 
 
-def show(source, lines=None, mark=()):
+def show(source: str | Path | Program, lines: tuple[int, int] | None = None,
+         mark: Iterable[int] = ()) -> Source:
     """The C source of `source` — a file under bpf/ ("xdp_count.c" or "bpf/xdp_count.c"), a path,
     or a Program — with line numbers and colours. `lines=(first, last)` shows only those lines;
     `mark` highlights line numbers (say, the one an error names)."""

@@ -19,6 +19,8 @@ implement `_refresh()` and call `self._publish(html)`), or use `Refresher` with 
 `<pre>` scroll sideways instead of wrapping inside a word). A widget whose refresher stopped
 shows "—" for its rates, never the last one as if it were live.
 """
+from __future__ import annotations
+
 import atexit
 import collections
 import heapq
@@ -27,12 +29,18 @@ import math
 import threading
 import time
 import weakref
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Literal, Mapping, Sequence
 
 import ipywidgets
 
 from xdplab import text, views
 from xdplab.errors import ClosedError, LabError, check_count, check_positive
 from xdplab.text import CSS, fmt_per_second, fmt_rate, fmt_value        # noqa: F401 — xdplab.widgets' names
+
+if TYPE_CHECKING:
+    from xdplab.lab.topology import Lab
+    from xdplab.maps import Map
+    from xdplab.maps.codecs import Decoded
 
 _e = text.escape
 _axis = text.axis_label
@@ -49,13 +57,13 @@ _running = set()                 # refreshers whose thread is alive
 _running_lock = threading.Lock()
 
 
-def active():
+def active() -> list[Refresher]:
     """The refreshers whose background thread is alive now."""
     with _running_lock:
         return list(_running)
 
 
-def stop_all():
+def stop_all() -> None:
     """Stop every refresher of this process (and wait for its thread)."""
     for r in active():
         r.stop("stopped (stop_all)")
@@ -80,7 +88,9 @@ class Refresher:
     `skipped` counts them): the thread never holds more than about half of a core, so the cells
     you run stay responsive. `refresh()` runs `fn` once at once in the caller's thread."""
 
-    def __init__(self, fn, interval=0.5, *, widget=None, lab=None, name="widget"):
+    def __init__(self, fn: Callable[[], object], interval: float = 0.5, *,
+                 widget: ipywidgets.Widget | None = None, lab: Lab | None = None,
+                 name: str = "widget") -> None:
         self.fn, self.name = fn, name
         self._interval = text.check_interval(interval)
         self.count = 0                       # refreshes that completed
@@ -118,21 +128,22 @@ class Refresher:
     # -- settings -----------------------------------------------------------------------------------
 
     @property
-    def interval(self):
+    def interval(self) -> float:
+        """Seconds between two refreshes; setting it checks it and re-plans the next tick."""
         return self._interval
 
     @interval.setter
-    def interval(self, value):
+    def interval(self, value: float) -> None:
         self._interval = text.check_interval(value)
         self._wake.set()                     # the thread re-plans its next tick now
 
     @property
-    def running(self):
+    def running(self) -> bool:
         """True while the thread is alive."""
         return self._thread is not None and self._thread.is_alive()
 
     # -- control ------------------------------------------------------------------------------------
-    def start(self):
+    def start(self) -> Refresher:
         """Start the thread (no-op when it runs, or once the refresher was stopped for good)."""
         with self._state:
             old = self._thread
@@ -152,7 +163,7 @@ class Refresher:
             self._thread.start()
         return self
 
-    def stop(self, reason="stopped"):
+    def stop(self, reason: str = "stopped") -> None:
         """Stop for good and wait for the thread to end. Safe to call twice, from any thread."""
         if self.stopped is None:
             self.stopped = reason
@@ -169,23 +180,24 @@ class Refresher:
         if t is not None and t is not threading.current_thread() and t.is_alive():
             t.join(timeout=10)
 
-    def pause(self):
+    def pause(self) -> None:
         """No automatic refresh until resume() (refresh() still works)."""
         self.paused = True
         if self.stopped is None:
             self._show("⏸ paused", "var(--jp-ui-font-color2, #757575)")
 
-    def resume(self):
+    def resume(self) -> None:
+        """Refresh automatically again (after pause())."""
         self.paused = False
         if self.stopped is None:
             self._show("")
         self._wake.set()
 
-    def refresh(self):
+    def refresh(self) -> bool:
         """Run one refresh now, in this thread; returns False if it failed (see status)."""
         return self._tick()
 
-    def wait(self, n=1, timeout=10.0):
+    def wait(self, n: int = 1, timeout: float = 10.0) -> bool:
         """Block until `n` more refreshes have completed (True), or until `timeout` seconds
         passed or the refresher stopped (False). For tests and scripts."""
         deadline, target = time.monotonic() + timeout, self.count + n
@@ -282,7 +294,7 @@ class Refresher:
             with _running_lock:
                 _running.discard(self)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         state = (self.stopped or ("paused" if self.paused else "running" if self.running
                                   else "not running"))
         return f"<Refresher {self.name} every {self._interval:g} s: {state}, {self.count} refreshes>"
@@ -303,7 +315,8 @@ PALETTE = ("var(--jp-brand-color1,#1976d2)", "var(--jp-warn-color1,#f57c00)",
            "var(--jp-brand-color3,#90caf9)", "var(--jp-warn-color2,#ffb74d)")
 
 
-def sparkline(values, slots=None, width=84, height=18, colour=PALETTE[0]):
+def sparkline(values: Iterable[float | None], slots: int | None = None, width: float = 84,
+              height: float = 18, colour: str = PALETTE[0]) -> str:
     """Inline SVG of a small line (e.g. the recent rates of one row), the newest value at the
     right end of `slots` places; '' for fewer than 2 points or when all are zero (a flat line
     tells nothing, and an unchanged table is not sent again)."""
@@ -332,7 +345,7 @@ def _nice(x):
 TIME_STEPS = (0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600)
 
 
-def time_ticks(window, most=7):
+def time_ticks(window: float, most: int = 7) -> list[float]:
     """Seconds ago at which a time axis of `window` seconds puts its labels: multiples of a
     round step (1, 2, 5, 10, 15, 30 s ...), at most `most` of them, 0 ("now") included."""
     step = next((t for t in TIME_STEPS if window / t <= most - 1), None)
@@ -351,8 +364,9 @@ def _ago(seconds):
     return f"−{seconds:g} s"
 
 
-def line_chart(series, window, now, colours=None, width=600, height=220, unit="per second",
-               end_label="now"):
+def line_chart(series: Mapping[str, Iterable[tuple[float, float | None]]], window: float,
+               now: float, colours: Mapping[str, str] | None = None, width: float = 600,
+               height: float = 220, unit: str = "per second", end_label: str = "now") -> str:
     """Inline SVG of lines over the last `window` seconds: `series` is {name: [(time, y), ...]}
     (time.monotonic() times), `now` the right edge (labelled `end_label`). Axes, grid, labels at
     round steps (time_ticks); colours from `colours` ({name: css colour}), else
@@ -473,7 +487,8 @@ class LiveWidget(ipywidgets.VBox):
         w.html  w.pause()  w.resume()  w.paused  w.interval = 2  w.refresher  w.close()
     """
 
-    def __init__(self, title, interval=0.5, *, lab=None, name="widget", extra=()):
+    def __init__(self, title: str, interval: float = 0.5, *, lab: Lab | None = None,
+                 name: str = "widget", extra: Sequence[ipywidgets.Widget] = ()) -> None:
         interval = text.check_interval(interval)
         self.sent = 0                              # bodies sent to the browser
         self.title = ipywidgets.HTML(title)
@@ -525,27 +540,30 @@ class LiveWidget(ipywidgets.VBox):
             self._publish(text, final=True)
 
     @property
-    def html(self):
+    def html(self) -> str:
+        """The body's HTML as last sent."""
         return self.body.value
 
     @property
-    def interval(self):
+    def interval(self) -> float:
+        """Seconds between two refreshes (the dropdown follows a value set from code)."""
         return self.refresher.interval
 
     @interval.setter
-    def interval(self, value):
+    def interval(self, value: float) -> None:
         self.refresher.interval = value            # checks it
         self.interval_box.options = _intervals(self.refresher.interval)
         self.interval_box.value = self.refresher.interval
 
     @property
-    def paused(self):
+    def paused(self) -> bool:
         return self.refresher.paused
 
-    def pause(self):
+    def pause(self) -> None:
+        """Stop refreshing until resume(), as the Pause button does."""
         self.pause_button.value = True
 
-    def resume(self):
+    def resume(self) -> None:
         self.pause_button.value = False
 
     def _on_pause(self, change):
@@ -559,7 +577,7 @@ class LiveWidget(ipywidgets.VBox):
     def _refresh(self):
         raise NotImplementedError
 
-    def close(self):
+    def close(self) -> None:
         """Stop refreshing and close the widget and its parts (their views disappear)."""
         if hasattr(self, "refresher"):
             self.refresher.stop("stopped: widget closed")
@@ -581,8 +599,10 @@ class MapView(LiveWidget):
     Read it from code: `rows` (a list of Row), `total` (entries in the map), `html` (the table);
     `refresher` runs it (`refresher.wait()`, `refresher.count`). `close()` stops it."""
 
-    def __init__(self, map, top=20, interval=0.5, sort="value", rates=True, per_cpu=False,
-                 keys=None, field=None, history=30):
+    def __init__(self, map: Map, top: int = 20, interval: float = 0.5,
+                 sort: Literal["value", "key"] = "value", rates: bool = True,
+                 per_cpu: bool = False, keys: Collection[Decoded] | None = None,
+                 field: str | None = None, history: int = 30) -> None:
         m = map
         m.ensure_readable()
         check_count(top, "top", example=20)
@@ -614,31 +634,34 @@ class MapView(LiveWidget):
 
     # -- options, also settable from code -------------------------------------------------------------
     @property
-    def sort(self):
+    def sort(self) -> str:
+        """How rows are sorted: "value" (the sorting counter, largest first) or "key"."""
         return self.sort_box.value
 
     @sort.setter
-    def sort(self, value):
+    def sort(self, value: Literal["value", "key"]) -> None:
         if value not in ("value", "key"):
             raise LabError(f"sort must be 'value' or 'key', not {value!r}")
         self.sort_box.value = value
 
     @property
-    def per_cpu(self):
+    def per_cpu(self) -> bool:
+        """Whether the table has a column per CPU (per-CPU maps only)."""
         return self.per_cpu_button.value
 
     @per_cpu.setter
-    def per_cpu(self, value):
+    def per_cpu(self, value: bool) -> None:
         if value and not self.map.percpu:
             raise LabError(f"map {self.map.name!r} is not a per-CPU map")
         self.per_cpu_button.value = bool(value)
 
     @property
-    def top(self):
+    def top(self) -> int:
+        """How many entries the table shows; setting it reads the map at once."""
         return self._top
 
     @top.setter
-    def top(self, value):
+    def top(self, value: int) -> None:
         self._top = check_count(value, "top", example=20)
         self.refresher.refresh()
 
@@ -763,7 +786,7 @@ class MapView(LiveWidget):
                 f'<tbody>{"".join(body)}</tbody></table><div class="cap">{_e(" · ".join(notes))}'
                 f'</div></div>')
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<MapView {self.map.name}: {len(self.rows)} of {self.total} entries, {self.refresher!r}>"
 
 
@@ -800,8 +823,11 @@ class RatesChart(LiveWidget):
     Read it from code: `series` ({name: [(time, y), ...]}), `last` ({name: latest y}), `html`.
     Controls: pause and refresh interval. `close()` stops it."""
 
-    def __init__(self, sources, window=30, interval=0.5, keys=None, field=None, rates=True,
-                 max_lines=8, title=None, lab=None, width=600, height=220):
+    def __init__(self, sources: Map | Callable[[], float] | dict[str, Callable[[], float]],
+                 window: float = 30, interval: float = 0.5,
+                 keys: Collection[Decoded] | None = None, field: str | None = None,
+                 rates: bool = True, max_lines: int = 8, title: str | None = None,
+                 lab: Lab | None = None, width: float = 600, height: float = 220) -> None:
         from xdplab.maps import Map
         check_positive(window, "window", unit="seconds", example=30)
         self.map = sources if isinstance(sources, Map) else None
@@ -921,7 +947,7 @@ class RatesChart(LiveWidget):
                       f'<span class="cap">no counter moved in the last {self.window:g} s</span>')
         return f'{CSS}<div class="xdplab-w">{svg}<div>{legend}</div></div>'
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<RatesChart {', '.join(self.series) or 'no lines yet'}: {self.refresher!r}>"
 
 
@@ -930,7 +956,8 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 _auto_views = weakref.WeakKeyDictionary()       # Map → the MapView its display hook shows
 
 
-def display_bundle(m, include=None, exclude=None):
+def display_bundle(m: Map, include: Collection[str] | None = None,
+                   exclude: Collection[str] | None = None) -> dict[str, Any] | None:
     """Map._repr_mimebundle_: in a Jupyter kernel, the widget view of the map's live MapView
     (one per map: displaying it again or re-running the cell reuses it); IPython adds the map's
     text and HTML forms, which front-ends without widgets show. None elsewhere."""
