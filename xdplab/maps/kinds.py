@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import sys
-
 from typing import TYPE_CHECKING
 
 from xdplab.kernel.constants import XDP_ACTIONS     # noqa: F401 — xdplab.maps.XDP_ACTIONS
@@ -67,7 +66,7 @@ def infer_kind(name: str | None, size: int, hints: Hints, integer: bool, top: bo
     """The kind of a scalar of `size` bytes named `name` (rules 3-5 of xdplab.maps), from its BTF
     `hints` (the typedef and enum names of btf_hints). `integer`: a C integer rather than an
     array (of bytes when `byte_array`); `top`: the map's own key or value rather than a field.
-    None for an array that is no address or MAC."""
+    None for an array that is neither an address nor a MAC."""
     hints = hints if isinstance(hints, tuple) else ()
     words, lname = _words(name), (name or "").lower()
     be = any(h.startswith("__be") for h in hints)
@@ -91,4 +90,3 @@ def infer_kind(name: str | None, size: int, hints: Hints, integer: bool, top: bo
     if be:
         return "ipv4" if size == 4 and top else "be"
     return "int"
-
