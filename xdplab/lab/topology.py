@@ -539,11 +539,22 @@ class Lab:
                         rtnl.route(link.subnet, out.peer.ip, out.ifindex),
                         rtnl.route(link.subnet6, out.peer.ip6, out.ifindex))])
 
+    def own_interface(self, iface: Interface, what: str = "the interface") -> Interface:
+        """`iface` itself, after checking that this lab is open and that `iface` is an Interface
+        of one of its hosts (not a name, not a host: a router has several); else a LabError that
+        calls it `what` ("the target", "the port"). The lessons' helpers take interfaces this way."""
+        self.check_open()
+        if not isinstance(iface, Interface) or iface.host.lab is not self:
+            other = " (it belongs to another lab)" if isinstance(iface, Interface) else ""
+            raise LabError(f"{what} must be an interface of this lab, not {iface!r}{other}",
+                           "e.g. router.iface(server), or lab['router'].iface('eth1')")
+        return iface
+
     def interface(self, target: Host | Interface | str) -> Interface | None:
         """Resolve a Host, Interface, "host:ifname" or a unique interface name to an Interface."""
         if isinstance(target, Interface):
             if target.host.lab is not self:
-                raise LabError(f"{target} belongs to another lab")
+                raise LabError(f"{target} is not an interface of this lab: it belongs to another lab")
             return target
         if isinstance(target, Host):
             if target.lab is not self:

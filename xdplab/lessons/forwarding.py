@@ -39,13 +39,6 @@ FIB_RESULTS = ("SUCCESS", "BLACKHOLE", "UNREACHABLE", "PROHIBIT", "NOT_FWDED", "
                "UNSUPP_LWT", "NO_NEIGH", "FRAG_NEEDED", "NO_SRC_ADDR")
 
 
-def _lab_iface(lab, iface, what):
-    if not hasattr(iface, "ifindex") or iface.host.lab is not lab:
-        raise LabError(f"{what} must be an interface of this lab, not {iface!r}",
-                       "e.g. router.iface(server), or lab['router'].iface('eth1')")
-    return iface
-
-
 def _slot(m, key):
     """`key` as a slot number of devmap `m`, or a LabError."""
     if hasattr(key, "ifindex"):
@@ -65,9 +58,7 @@ def devmap_set(m, key, target):
     if m.kind != "devmap":
         raise LabError(f"map {m.name!r} is a {m.kind} map, not a devmap",
                        "declare it with BPF_DEVMAP(name, max_entries)")
-    lab = m.program.lab
-    lab.check_open()
-    target = _lab_iface(lab, target, "the target")
+    target = m.program.lab.own_interface(target, "the target")
     m[_slot(m, key)] = target          # the Map API writes it inside target's host
     return m
 
@@ -86,8 +77,7 @@ def port_set(m, port, slot):
     if m.kind not in ("hash", "lru_hash"):
         raise LabError(f"map {m.name!r} is a {m.kind} map, not a hash",
                        "declare it with BPF_HASH(name, u32, u32, entries)")
-    m.program.lab.check_open()
-    port = _lab_iface(m.program.lab, port, "the port")
+    port = m.program.lab.own_interface(port, "the port")
     check_count(slot, "slot", least=0, hint="give a slot number: 0, 1, ...")
     m[port.ifindex] = slot
     return m
@@ -102,7 +92,7 @@ def test_run_on(prog, iface, packet, fn=None):
     Needs Linux 5.15+ (`xdplab.probe().test_run_context`): before, BPF_PROG_TEST_RUN takes no
     xdp_md, every test run looks as if the frame arrived on the loopback device, and this raises
     a LabError that says so."""
-    iface = _lab_iface(prog.lab, iface, "the interface")
+    iface = prog.lab.own_interface(iface)
     data = testrun.frame_bytes(packet)
     testrun.check_frame(data)
     ctx = bytes(kernel.XdpMd.for_packet(len(data), ingress_ifindex=iface.ifindex))

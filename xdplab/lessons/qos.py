@@ -92,10 +92,11 @@ class QdiscStats(NamedTuple):
 
 
 def _lab_iface(iface):
-    if not hasattr(iface, "ifindex") or not hasattr(iface, "host"):
+    """`iface`, an interface of an open lab (the lab it belongs to checks it), else a LabError."""
+    lab = getattr(getattr(iface, "host", None), "lab", None)
+    if lab is None:
         raise LabError(f"{iface!r} is not a lab interface", "e.g. router.iface(server)")
-    iface.host.lab.check_open()
-    return iface
+    return lab.own_interface(iface)
 
 
 def _root_stats(ipr, iface):
@@ -158,10 +159,9 @@ def set_policy(prog, rate, burst="16kb", map_name="policy"):
     """Write the token bucket's rate ("4mbit"; None or 0: no policing) and burst (bucket depth,
     "16kb") into slot 0 of `prog`'s `policy` array (lesson08_policer.c). Returns the policy."""
     m = prog.maps[map_name]
-    table = m.table
     if not rate:
-        table[table.Key(0)] = table.Leaf(0, 0)
-        return m.snapshot()[0]
+        m[0] = (0, 0)                  # a rate of 0: no policing
+        return m[0]
     rate_bytes = parse_rate(rate) // 8
     depth = parse_size(burst)
     if depth < 1514:
@@ -173,8 +173,8 @@ def set_policy(prog, rate, burst="16kb", map_name="policy"):
                        f"give burst <= {rate_bytes} bytes, or a higher rate")
     if rate_bytes > 8 * 10**9:
         raise LabError(f"{rate} is more than the program can count (64 gbit)")
-    table[table.Key(0)] = table.Leaf(rate_bytes, depth)
-    return m.snapshot()[0]
+    m[0] = (rate_bytes, depth)
+    return m[0]
 
 
 def verdicts(prog, source, since=None, map_name="stats"):
