@@ -45,6 +45,13 @@ clean:
 	-@[ -x $(PY) ] && $(PY) -m xdplab reap --all || true
 	rm -rf $(VENV) .pytest_cache build *.egg-info xdplab/__pycache__ tests/__pycache__
 
+# A workshop room (README, "Workshops"): JupyterHub on HOST:PORT (127.0.0.1:8888), one container
+# per participant from the image (`make image` first), printed accounts, the instructor view.
+# `sudo make workshop PARTICIPANTS=30` (or PARTICIPANTS=ana,ben); Ctrl-C stops it and all it started.
+.PHONY: workshop
+workshop:
+	@HOST=$(HOST) PORT=$(PORT) bash env/workshop/run.sh
+
 # The kernel matrix (platforms/kernels): Debian's own 5.10, 6.1 and 6.12 kernels booted with
 # virtme-ng under qemu, each running the doctor, the kernel probes and `pytest -m kernel`; prints
 # a table kernel x check. About 10 min per kernel under TCG. `make test-kernels KERNELS=6.1`
