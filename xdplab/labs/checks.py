@@ -25,9 +25,12 @@ A check.py holds (see labs/README.md):
     @case("40 random packets", hidden=True, about="UDP and TCP with VLAN tags")
     def many(t): for i in range(40): t.expect(what, pkt, "drop", about=...)   # t.rng: this run's
 """
+import contextlib
 import dataclasses
+import ipaddress
 import itertools
 import random
+import sys
 from pathlib import Path
 
 from xdplab.errors import LabError
@@ -167,6 +170,35 @@ class Trial:
             self.fail(f"{what} was {word(result.verdict)}, but {problem} "
                       f"(what came out: {summary(result.packet)})", about)
         return result
+
+    @contextlib.contextmanager
+    def filled(self, map_name, first="198.51.100.0", value=0, most=1024):
+        """Fill hash `map_name` of the learner's program (keyed by IPv4 address) up to its
+        max_entries with made-up sources, at most `most` of them, from `first` on
+        (198.51.100.0/22 by default), each with `value`; yields the addresses added (in order),
+        and removes them again afterwards, also when the case fails. The entries that were there
+        stay as they were."""
+        m = self.prog.maps[map_name]
+        kind = m.key_codec.kind
+
+        def key(address):         # a learner may key it by __be32 (an address) or by u32
+            return (address if kind in ("ipv4", "ipv4_host") else int(address) if kind == "be"
+                    else int.from_bytes(address.packed, sys.byteorder))   # the bytes iph->saddr has
+        present = set(m.keys())
+        base = ipaddress.IPv4Address(first)
+        added = []
+        try:
+            for i in range(most):
+                if len(present) + len(added) >= m.max_entries:
+                    break
+                address = base + i
+                if key(address) not in present:
+                    m[key(address)] = value
+                    added.append(address)
+            yield added
+        finally:
+            for address in added:
+                m.pop(key(address), None)
 
     def listen(self, host, port):
         """A UDP socket on `host` (xdplab.listener.UdpListener): what really reached an application."""
