@@ -17,6 +17,7 @@ import asyncio
 import datetime
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from urllib.parse import quote
@@ -52,6 +53,7 @@ class View:
     seen as it happens (its result comes from the change between two reads)."""
 
     def __init__(self):
+        self.lessons, self.labs = LESSONS, LABS
         self.people = {}
         self.read_at = None
         self.client = httpclient.AsyncHTTPClient()
@@ -99,9 +101,32 @@ class View:
         # the room's participants (an earlier room's accounts stay in the hub's database)
         participants = [u for u in users if not u.get("admin") and (not NAMES or u["name"] in NAMES)]
         await asyncio.gather(*(self.read_one(u) for u in participants))
+        if not (self.lessons or self.labs):
+            await self.read_course(participants)
         for gone in set(self.people) - {u["name"] for u in participants}:
             del self.people[gone]
         self.read_at = now()
+
+    async def read_course(self, users):
+        """The lessons and labs from a running participant's server, where the course is not
+        on this machine (under Kubernetes the service runs in the hub's pod)."""
+        for user in users:
+            server = (user.get("servers") or {}).get("")
+            if not (server and server.get("ready")):
+                continue
+            names = {}
+            for folder in ("notebooks", "labs"):
+                url = f"{PROXY}{url_path_join(server['url'], 'api/contents', folder)}?content=1"
+                try:
+                    model = json.loads((await self.get(url)).body)
+                except (httpclient.HTTPClientError, OSError, ValueError):
+                    break
+                names[folder] = sorted(e["name"] for e in model.get("content") or [])
+            else:
+                self.lessons = [n.removesuffix(".ipynb") for n in names["notebooks"]
+                                if n[:2].isdigit() and n.endswith(".ipynb")]
+                self.labs = [n for n in names["labs"] if n[:2].isdigit()]
+                return
 
     async def run(self):
         while True:
@@ -112,7 +137,7 @@ class View:
             await asyncio.sleep(EVERY)
 
     def rows(self):
-        return [self.people[n].row(LESSONS, LABS) for n in sorted(self.people)]
+        return [self.people[n].row(self.lessons, self.labs) for n in sorted(self.people)]
 
 
 class Admin(HubOAuthenticated, web.RequestHandler):
@@ -136,7 +161,8 @@ class Rows(Admin):
     @web.authenticated
     def get(self):
         self.set_header("Content-Type", "application/json")
-        self.write(json.dumps({"read_at": self.view.read_at, "lessons": LESSONS, "labs": LABS,
+        self.write(json.dumps({"read_at": self.view.read_at, "lessons": self.view.lessons,
+                               "labs": self.view.labs,
                                "rows": self.view.rows()}))
 
 
@@ -152,8 +178,13 @@ def main():
     if host != "127.0.0.1":
         sys.exit(f"instructor view: refusing to listen on {host}: only 127.0.0.1")
     app.listen(int(port), address=host)
-    IOLoop.current().spawn_callback(view.run)
-    IOLoop.current().start()
+    loop = IOLoop.current()
+    # the hub stops its services with SIGINT, then SIGTERM: both end this one at once (also when
+    # it was started with SIGINT ignored, as a background job's children are)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: loop.add_callback(loop.stop))
+    loop.spawn_callback(view.run)
+    loop.start()
 
 
 if __name__ == "__main__":

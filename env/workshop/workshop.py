@@ -169,6 +169,13 @@ def clean_up(docker_cmd, state):
     shutil.rmtree(state / "run", ignore_errors=True)
 
 
+def default_signals():
+    """In the hub's process: SIGINT and SIGQUIT as by default, also where this launcher was
+    started with them ignored (a background job): the hub stops its services with SIGINT."""
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def start():
     s = check()
     cache, state = cache_dir(), cache_dir() / "state"
@@ -185,7 +192,7 @@ def start():
                HOST=s["host"], PORT=str(s["port"]))
     hub = subprocess.Popen([str(Path(sys.executable).parent / "jupyterhub"), "-f",
                             str(HERE / "jupyterhub_config.py")], cwd=state, env=env,
-                           start_new_session=True)
+                           start_new_session=True, preexec_fn=default_signals)
 
     def stop(signum, frame):
         if hub.poll() is None:

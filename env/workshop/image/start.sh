@@ -8,8 +8,13 @@ set -euo pipefail
 cd /opt/xdplab
 bash env/install.sh
 .venv/bin/python -m xdplab doctor --quiet || true
+# a new volume: the course as the image has it (a volume in use is never overwritten)
+[ -e work/notebooks ] || cp -a /opt/xdplab-workshop/work.dist/. work/
 mkdir -p work/progress
-.venv/bin/python /opt/xdplab-workshop/sockbridge.py tcp:127.0.0.1:8081 unix:/run/xdplab-hub/hub.sock &
+# DockerSpawner mounts the hub's socket here; under Kubernetes the hub's API is a Service instead
+if [ -d /run/xdplab-hub ]; then
+  .venv/bin/python /opt/xdplab-workshop/sockbridge.py tcp:127.0.0.1:8081 unix:/run/xdplab-hub/hub.sock &
+fi
 hide='["__pycache__", "*.pyc", "*.egg-info", "build", "env", "tests", "platforms", "benchmarks",
        "docs", "Dockerfile", "Makefile", "pyproject.toml", "work"]'
 export PYTHONPATH=/opt/xdplab-workshop${PYTHONPATH:+:$PYTHONPATH}
