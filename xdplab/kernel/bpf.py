@@ -12,11 +12,14 @@ bcc covers compiling, loading and attaching. Two things it does not offer are he
 Each `union bpf_attr` variant is mirrored as a ctypes Structure with the field names of
 include/uapi/linux/bpf.h. Failures raise OSError(errno); callers turn them into LabErrors.
 """
+from __future__ import annotations
+
 import ctypes
 import errno as _errno
 import os
 import resource
 import struct
+from typing import SupportsBytes
 
 from xdplab.kernel.constants import (BPF_F_TEST_RUN_ON_CPU, BPF_F_TEST_XDP_LIVE_FRAMES,  # noqa: F401
                                      BPF_PROG_TYPE_XDP, MAX_REPEAT, XDP_ACTIONS)
@@ -92,7 +95,9 @@ class XdpMd(ctypes.Structure):
     ]
 
     @classmethod
-    def for_packet(cls, length, ingress_ifindex=0, rx_queue_index=0):
+    def for_packet(cls, length: int, ingress_ifindex: int = 0, rx_queue_index: int = 0) -> XdpMd:
+        """The context of a `length`-byte packet arriving on `ingress_ifindex`, queue
+        `rx_queue_index`, without metadata."""
         return cls(data=0, data_end=length, data_meta=0, ingress_ifindex=ingress_ifindex,
                    rx_queue_index=rx_queue_index, egress_ifindex=0)
 
@@ -128,8 +133,9 @@ def _addr(buf):
     return ctypes.addressof(buf) if buf is not None else 0
 
 
-def prog_test_run(prog_fd, data, repeat=1, ctx_in=None, flags=0, batch_size=0,
-                  data_size_out=None):
+def prog_test_run(prog_fd: int, data: bytes | bytearray | SupportsBytes, repeat: int = 1,
+                  ctx_in: bytes | None = None, flags: int = 0, batch_size: int = 0,
+                  data_size_out: int | None = None) -> tuple[int, bytes, int]:
     """BPF_PROG_TEST_RUN: run program `prog_fd` on `data` `repeat` times.
 
     Returns (retval, data_out, duration_ns): the last run's return value, the packet as the
@@ -156,7 +162,8 @@ def prog_test_run(prog_fd, data, repeat=1, ctx_in=None, flags=0, batch_size=0,
 # --- hand-assembled programs -------------------------------------------------------------
 # struct bpf_insn { u8 code; u8 dst_reg:4, src_reg:4; s16 off; s32 imm; } (little endian)
 
-def insn(code, dst=0, src=0, off=0, imm=0):
+def insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    """One 8-byte instruction: opcode `code`, registers `dst` and `src`, offset, immediate."""
     return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
 
 
@@ -164,12 +171,12 @@ BPF_MOV64_IMM = 0xb7   # BPF_ALU64 | BPF_MOV | BPF_K : dst = imm
 BPF_EXIT = 0x95        # BPF_JMP | BPF_EXIT          : return r0
 
 
-def xdp_return(action):
+def xdp_return(action: int) -> bytes:
     """Instructions of `return <action>;` — r0 = action; exit."""
     return insn(BPF_MOV64_IMM, dst=0, imm=action) + insn(BPF_EXIT)
 
 
-def load_xdp_bytecode(insns, name):
+def load_xdp_bytecode(insns: bytes, name: str) -> int:
     """BPF_PROG_LOAD raw XDP instructions (bytes, 8 per instruction). Returns the program fd;
     the caller closes it. On rejection the OSError's strerror carries the verifier's log."""
     insns = bytes(insns)
@@ -188,7 +195,7 @@ def load_xdp_bytecode(insns, name):
                       + (f"\n{text}" if text else "")) from None
 
 
-def test_run_context_supported():
+def test_run_context_supported() -> bool:
     """True if BPF_PROG_TEST_RUN takes an xdp_md context for an XDP program (Linux 5.15+; before,
     any ctx_in is refused with EINVAL and a run always looks as if the frame arrived on the
     loopback device of the caller's namespace)."""
@@ -205,7 +212,7 @@ def test_run_context_supported():
         os.close(fd)
 
 
-def live_frames_supported():
+def live_frames_supported() -> bool:
     """True if this kernel accepts BPF_F_TEST_XDP_LIVE_FRAMES (Linux 5.18+)."""
     fd = load_xdp_bytecode(xdp_return(1), "xdplab_probe")  # return XDP_DROP: nothing leaves
     try:

@@ -6,6 +6,7 @@ checked open and settled first) is xdplab.lab.counters, the `xdplab.counters` of
     read_link_stats(ns, ifindex)           # IFLA_STATS64: rx_packets, rx_dropped, ...
     read_mtu(ns, ifindex)
 """
+from __future__ import annotations
 
 from xdplab.kernel import netns
 
@@ -13,11 +14,11 @@ from xdplab.kernel import netns
 class Counts(dict):
     """Counter name → value. `after - before` keeps only the counters that changed."""
 
-    def __sub__(self, other):
+    def __sub__(self, other: dict[str, int]) -> Counts:
         return Counts({k: v - other.get(k, 0) for k, v in self.items() if v != other.get(k, 0)})
 
 
-def read_snmp(ns):
+def read_snmp(ns: str) -> Counts:
     """The SNMP counters of namespace `ns`'s network stack (IPv4 and IPv6), named as nstat names
     them (IcmpInEchos, UdpInDatagrams, Icmp6InEchos...): a Counts."""
     with netns.enter(ns):
@@ -34,14 +35,14 @@ def read_snmp(ns):
     return out
 
 
-def read_link_stats(ns, ifindex):
+def read_link_stats(ns: str, ifindex: int) -> Counts:
     """The statistics (IFLA_STATS64: rx_packets, rx_bytes, rx_dropped, tx_packets, ...) of
     interface `ifindex` in namespace `ns`: a Counts."""
     with netns.netlink(ns) as ipr:
         return Counts(ipr.get_links(ifindex)[0].get_attr("IFLA_STATS64"))
 
 
-def read_mtu(ns, ifindex):
+def read_mtu(ns: str, ifindex: int) -> int:
     """The MTU of interface `ifindex` in namespace `ns`, as netlink says."""
     with netns.netlink(ns) as ipr:
         return ipr.get_links(ifindex)[0].get("IFLA_MTU")

@@ -7,6 +7,8 @@ generic header packages works even when its version differs from the running ker
 headers.sh builds it under .venv/kernel-headers; we point bcc at it with BCC_KERNEL_SOURCE and never
 write into /lib/modules.
 """
+from __future__ import annotations
+
 import dataclasses
 import glob
 import os
@@ -32,7 +34,8 @@ class HeaderTree:
     kernel: str           # running kernel
 
     @property
-    def skew(self):
+    def skew(self) -> bool:
+        """True if the headers are of another kernel version than the running one."""
         return not self.kernel.startswith(self.version.split("-")[0])
 
 
@@ -41,7 +44,7 @@ def _version_of(path):
     return name.removeprefix("linux-headers-") if name.startswith("linux-headers-") else "?"
 
 
-def tree(build=True):
+def tree(build: bool = True) -> HeaderTree:
     """The header tree bcc will use, building the merged one when needed."""
     kernel = platform.release()
     env = os.environ.get("BCC_KERNEL_SOURCE")
@@ -67,7 +70,7 @@ def tree(build=True):
     return HeaderTree(path, MERGED, _version_of(path), kernel)
 
 
-def ensure():
+def ensure() -> HeaderTree:
     """Point bcc at a usable tree (sets BCC_KERNEL_SOURCE when the running kernel has none)."""
     t = tree()
     if t.kind == MERGED:

@@ -17,10 +17,13 @@ everyone who loaded the library: a prototype set in one place changes the calls 
 Not here: xdplab/program/compile_helper.py, which runs as a plain script with only the standard
 library and bcc (it cannot import xdplab), declares its own few.
 """
+from __future__ import annotations
+
 import ctypes
 import ctypes.util
 import os
 import platform
+from typing import Any
 
 from xdplab.errors import LabError, SetupError
 from xdplab.kernel.constants import BpfMapInfo   # struct bpf_map_info, shared with the compile helper
@@ -78,7 +81,7 @@ def _declare(lib, prototypes):
     return lib
 
 
-def libbpf():
+def libbpf() -> ctypes.CDLL:
     """The system libbpf (the one bcc links), with the prototypes of LIBBPF."""
     global _libbpf
     if _libbpf is None:
@@ -92,7 +95,7 @@ def libbpf():
     return _libbpf
 
 
-def libbcc():
+def libbcc() -> ctypes.CDLL:
     """bcc's libbcc (bcc.libbcc.lib), with the prototypes of LIBBCC added."""
     global _libbcc
     if _libbcc is None:
@@ -101,12 +104,12 @@ def libbcc():
     return _libbcc
 
 
-def errno_of(rc):
+def errno_of(rc: int) -> int:
     """errno of a failed libbpf call (libbpf 1.x returns -errno and sets errno)."""
     return -rc if rc < -1 else ctypes.get_errno()
 
 
-def map_info(fd):
+def map_info(fd: int) -> BpfMapInfo:
     """struct bpf_map_info (BpfMapInfo) of map file descriptor `fd`."""
     info = BpfMapInfo()
     size = ctypes.c_uint32(ctypes.sizeof(info))
@@ -123,7 +126,7 @@ _libc.syscall.restype = ctypes.c_long     # variadic: no argtypes; every argumen
                                           # a C long or a pointer
 
 
-def sys_bpf(cmd, attr):
+def sys_bpf(cmd: int, attr: ctypes.Structure) -> int:
     """bpf(cmd, &attr, sizeof(attr)) for a ctypes Structure `attr`: the result (negative on
     failure, errno set — ctypes.get_errno())."""
     return _libc.syscall(ctypes.c_long(NR_BPF), ctypes.c_long(cmd), ctypes.byref(attr),
@@ -132,7 +135,7 @@ def sys_bpf(cmd, attr):
 
 # -- private names of bcc's Python, used in this one place --------------------------------------------
 # bcc offers no public way to these; should a bcc release rename them, only this breaks.
-def decode_table_type(desc):
+def decode_table_type(desc: str | bytes | list[Any]) -> type:
     """The ctypes type bcc makes for a map's key or value from the JSON type description its
     compiler gives (a table's key_desc / leaf_desc): bcc.BPF._decode_table_type."""
     import json
@@ -140,7 +143,7 @@ def decode_table_type(desc):
     return BPF._decode_table_type(json.loads(desc) if isinstance(desc, (str, bytes)) else desc)
 
 
-def bcc_callback_types():
+def bcc_callback_types() -> tuple[type, type, type]:
     """bcc's ctypes callback types (ring buffer, perf buffer raw, perf buffer lost):
     bcc.libbcc._RINGBUF_CB_TYPE, _RAW_CB_TYPE and _LOST_CB_TYPE, what bpf_new_ringbuf() and
     bpf_open_perf_buffer_opts() take."""

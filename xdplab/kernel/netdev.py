@@ -51,7 +51,8 @@ class netdev_msg(genlmsg):
 class AsyncNetdev(AsyncGenericNetlinkSocket):
     module_err_level = "debug"         # a kernel without the family is reported, not logged
 
-    async def dev_get(self, ifindex=None):
+    async def dev_get(self, ifindex: int | None = None) -> list[netdev_msg]:
+        """The dev-get messages of device `ifindex`, or of every device when it is None."""
         msg = netdev_msg()
         msg["cmd"] = CMD_DEV_GET
         msg["version"] = 1
@@ -68,10 +69,10 @@ class Netdev(GenericNetlinkSocket):
     `family` names another one (default: FAMILY, read when bind() runs)."""
     async_class = AsyncNetdev
 
-    def bind(self, family: str | None = None):
+    def bind(self, family: str | None = None) -> None:
         return super().bind(FAMILY if family is None else family, netdev_msg)
 
-    def dev_get(self, ifindex: int | None = None) -> list:
+    def dev_get(self, ifindex: int | None = None) -> list[netdev_msg]:
         return self._run_sync_cleanup(self.asyncore.dev_get, ifindex)
 
 

@@ -4,16 +4,22 @@ setns(2) changes the namespace of the calling *thread* only, so code that needs 
 resolve interface names inside a host (attaching XDP, BPF_PROG_TEST_RUN with an ifindex, AF_PACKET
 sockets) wraps itself in `with enter(host.ns):` and is back in its own namespace afterwards.
 """
+from __future__ import annotations
+
 import asyncio
 import concurrent.futures
 import contextlib
 import ctypes
 import os
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+T = TypeVar("T")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNET = 0x40000000
 NETNS_RUN_DIR = "/run/netns"
-before_use = None       # called with a namespace's name before anything enters it (see topology)
+# called with a namespace's name before anything enters it (see topology)
+before_use: Callable[[str], None] | None = None
 
 
 def _setns(fd):
@@ -23,7 +29,7 @@ def _setns(fd):
 
 
 @contextlib.contextmanager
-def enter(ns):
+def enter(ns: str) -> Iterator[None]:
     """Run the body inside network namespace `ns` (a name under /run/netns)."""
     if before_use is not None:
         before_use(ns)
@@ -42,11 +48,12 @@ def enter(ns):
         os.close(own)
 
 
-def exists(ns):
+def exists(ns: str) -> bool:
+    """Whether namespace `ns` exists (a name under /run/netns)."""
     return os.path.exists(os.path.join(NETNS_RUN_DIR, ns))
 
 
-def exec_argv(ns, argv):
+def exec_argv(ns: str, argv: Sequence[str]) -> list[str]:
     """argv that runs `argv` inside namespace `ns`."""
     if before_use is not None:
         before_use(ns)
@@ -75,7 +82,7 @@ class _Forwarded:
 
 
 @contextlib.contextmanager
-def netlink(ns, factory=None):
+def netlink(ns: str, factory: Callable[[], Any] | None = None) -> Iterator[Any]:
     """A pyroute2 netlink object (IPRoute, or `factory()`, e.g. Ethtool) working inside namespace
     `ns`:  with netlink(host.ns) as ipr: ipr.link(...)
 
@@ -108,7 +115,7 @@ def netlink(ns, factory=None):
             pool.submit(close).result()
 
 
-def off_loop(fn, *args, **kw):
+def off_loop(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
     """fn(*args, **kw), on a worker thread when this thread runs an asyncio loop (see netlink)."""
     if not _loop_running():
         return fn(*args, **kw)

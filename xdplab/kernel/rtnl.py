@@ -11,12 +11,17 @@ sendmsg() and comes back as one acknowledgement per request: one round trip.
 The message layouts are those of include/uapi/linux/rtnetlink.h, if_link.h, if_addr.h,
 neighbour.h and veth.h. Errors raise OSError(errno) naming the request that failed.
 """
+from __future__ import annotations
+
 import ctypes
 import ipaddress
 import os
 import socket
 import struct
 import threading
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
 
 from xdplab.kernel import netns
 
@@ -41,7 +46,8 @@ _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctype
 
 
 # -- packing ---------------------------------------------------------------------------------------
-def attr(kind, data):
+def attr(kind: int, data: str | bytes) -> bytes:
+    """One netlink attribute of type `kind`, padded to 4 bytes; a str is NUL-terminated."""
     data = data.encode() + b"\0" if isinstance(data, str) else bytes(data)
     raw = struct.pack("=HH", 4 + len(data), kind) + data
     return raw + b"\0" * (-len(raw) % 4)
@@ -63,11 +69,12 @@ def _ifinfo(index=0, flags=0, change=0):
 class Request:
     """One rtnetlink request: message type, flags, body; `what` names it in errors."""
 
-    def __init__(self, kind, flags, body, what):
+    def __init__(self, kind: int, flags: int, body: bytes, what: str) -> None:
         self.kind, self.flags, self.body, self.what = kind, flags, body, what
 
 
-def veth(name, peer, peer_ns_fd, mac=None, peer_mac=None):
+def veth(name: str, peer: str, peer_ns_fd: int, mac: str | None = None,
+         peer_mac: str | None = None) -> Request:
     """A veth pair: `name` here, `peer` in the namespace of fd `peer_ns_fd`, with their MACs.
     (Not up yet: a veth end cannot be opened before its peer is linked to it, -ENOTCONN.)"""
     peer_msg = _ifinfo() + attr(IFLA_IFNAME, peer) + \
@@ -79,19 +86,21 @@ def veth(name, peer, peer_ns_fd, mac=None, peer_mac=None):
     return Request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body, f"veth pair {name}/{peer}")
 
 
-def link_up(index, mac=None):
+def link_up(index: int, mac: str | None = None) -> Request:
+    """Set interface `index` up, and its MAC to `mac` when given."""
     body = _ifinfo(index, IFF_UP, IFF_UP) + (attr(IFLA_ADDRESS, _mac(mac)) if mac else b"")
     return Request(RTM_NEWLINK, 0, body, f"link {index} up")
 
 
-def addr(index, address, prefixlen):
+def addr(index: int, address: str, prefixlen: int) -> Request:
+    """Add address `address`/`prefixlen` (IPv4 or IPv6) to interface `index`."""
     family, raw = _ip(address)
     body = struct.pack("=BBBBI", family, prefixlen, 0, RT_SCOPE_UNIVERSE, index) + \
         attr(IFA_LOCAL, raw) + attr(IFA_ADDRESS, raw)
     return Request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body, f"address {address}/{prefixlen}")
 
 
-def neigh(index, address, lladdr):
+def neigh(index: int, address: str, lladdr: str) -> Request:
     """A permanent neighbour entry (replaced if there is one)."""
     family, raw = _ip(address)
     body = struct.pack("=BxxxiHBB", family, index, NUD_PERMANENT, 0, 0) + \
@@ -99,7 +108,8 @@ def neigh(index, address, lladdr):
     return Request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, body, f"neighbour {address}")
 
 
-def route(network, gateway, oif):
+def route(network: ipaddress.IPv4Network | ipaddress.IPv6Network, gateway: str,
+          oif: int) -> Request:
     """A route to `network` (ip_network) via `gateway` out of ifindex `oif` (replaced)."""
     family, gw = _ip(gateway)
     body = struct.pack("=BBBBBBBBI", family, network.prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT,
@@ -113,7 +123,7 @@ def route(network, gateway, oif):
 class Netlink:
     """A rtnetlink socket inside namespace `ns` (None: this thread's own)."""
 
-    def __init__(self, ns=None):
+    def __init__(self, ns: str | None = None) -> None:
         if ns is None:
             self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
                                       NETLINK_ROUTE)
@@ -124,16 +134,16 @@ class Netlink:
         self.sock.bind((0, 0))
         self.seq = 0
 
-    def __enter__(self):
+    def __enter__(self) -> Netlink:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def close(self):
+    def close(self) -> None:
         self.sock.close()
 
-    def request(self, *requests):
+    def request(self, *requests: Request) -> None:
         """Send every request in one sendmsg() and wait for each acknowledgement; raises OSError
         for the first that failed."""
         if not requests:
@@ -157,7 +167,7 @@ class Netlink:
         if failure:
             raise OSError(failure[0], f"{failure[1]}: {os.strerror(failure[0])}")
 
-    def get_link(self, index):
+    def get_link(self, index: int) -> dict[int, bytes]:
         """{attribute type: raw value} of interface `index` (RTM_GETLINK)."""
         self.seq += 1
         self.sock.sendall(struct.pack("=IHHII", 16 + 16, RTM_GETLINK, NLM_F_REQUEST, self.seq, 0)
@@ -172,12 +182,12 @@ class Netlink:
                 if kind == RTM_NEWLINK:
                     return dict(_attrs(payload, 16))
 
-    def tx_packets(self, index):
+    def tx_packets(self, index: int) -> int:
         """The kernel's tx_packets counter of interface `index` (IFLA_STATS64)."""
         stats = self.get_link(index).get(IFLA_STATS64)
         return struct.unpack_from("=Q", stats, 8)[0] if stats else 0   # rx_packets, tx_packets
 
-    def xdp(self, index):
+    def xdp(self, index: int) -> tuple[int, int]:
         """(IFLA_XDP_ATTACHED, IFLA_XDP_PROG_ID) of interface `index`: how an XDP program is
         attached there (0 none, 1 native, 2 generic, 3 offload, 4 several) and its id."""
         raw = self.get_link(index).get(IFLA_XDP)
@@ -210,12 +220,12 @@ def _attrs(payload, start):
 
 
 # -- namespaces ------------------------------------------------------------------------------------
-def create_namespace(name, setup=None):
+def create_namespace(name: str, setup: Callable[[], T] | None = None) -> T | None:
     """Create network namespace `name` (/run/netns/NAME, as `ip netns add` does) in a short-lived
     thread that unshares its own network namespace — no fork — and run `setup()` inside it
     before the thread ends. Nothing of the calling thread changes."""
     path = os.path.join(netns.NETNS_RUN_DIR, name)
-    result = {}
+    result: dict[str, Any] = {}
 
     def make():
         try:
@@ -248,7 +258,8 @@ def create_namespace(name, setup=None):
     return result.get("value")
 
 
-def if_index(ns, name):
+def if_index(ns: str, name: str) -> int:
+    """The ifindex of interface `name` in namespace `ns`."""
     with netns.enter(ns):
         return socket.if_nametoindex(name)
 
@@ -268,7 +279,7 @@ def _ethtool(sock, ifname, cmd, data=0):
     return struct.unpack("=II", buf.raw)[1]
 
 
-def plain_offloads(ifname):
+def plain_offloads(ifname: str) -> None:
     """`ethtool -K IF tx off rxvlan off txvlan off` for an interface of this thread's namespace:
     full checksums in every packet, VLAN tags kept in the frame."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
