@@ -1,4 +1,6 @@
 """xdplab: hands-on XDP in JupyterLab — labs of network namespaces, bcc programs, live maps."""
+from typing import Any as _Any      # (underscored: `xdplab.` completes to the API only)
+
 from xdplab.errors import ClosedError, CompileError, LabError, PrivilegeError, SetupError, VerifierError
 from xdplab.lab.topology import Host, Interface, Lab, Link, PingResult, reap
 from xdplab.machine.doctor import doctor
@@ -27,7 +29,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'xdplab' has no attribute {name!r}")
 
 
-def load_ipython_extension(ipython):
+def load_ipython_extension(ipython: _Any) -> None:     # an IPython shell: not imported here
     """`%load_ext xdplab`: the %%xdp cell magic and short error messages instead of tracebacks."""
     from xdplab.ui import magics
     magics.load(ipython)

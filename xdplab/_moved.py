@@ -44,7 +44,7 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         pass                                # the module ran at its new home
 
 
-def install():
+def install() -> None:
     """Put the finder on sys.meta_path (once). xdplab.show and xdplab.doctor are functions named
     like their old modules: those two old paths are registered now, so that importing them later
     does not replace the package's functions with the modules."""

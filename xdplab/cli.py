@@ -1,7 +1,10 @@
 """The `xdplab` command: `xdplab doctor` checks the machine, `xdplab reap` removes leftover labs,
 `xdplab check LAB` checks a lab exercise, `xdplab progress` shows which labs are done."""
+from __future__ import annotations
+
 import argparse
 import sys
+from typing import Sequence
 
 
 def _doctor(args):
@@ -45,7 +48,8 @@ def _lab_name(name):
     return find_lab(name).name
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line `argv` (sys.argv[1:] when None) and return its exit status."""
     parser = argparse.ArgumentParser(prog="xdplab", description="Hands-on XDP lessons in JupyterLab.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("doctor", help="check that this machine can run the lessons")

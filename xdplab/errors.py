@@ -6,6 +6,10 @@ traceback: `_repr_html_` / `text()` give the two forms (`render_exception`); the
 exception handler that shows them is the UI's (xdplab.ui.magics.exception_handler, installed by
 %load_ext xdplab), so this module imports nothing of IPython.
 """
+from __future__ import annotations
+
+from typing import Any
+
 NL = "\n"
 
 
@@ -14,12 +18,12 @@ class LabError(Exception):
     details_title = "details"
     line_offset = 0         # the source excerpt is numbered from line 1 + line_offset (%%xdp: 1)
 
-    def __init__(self, message, hint=None):
+    def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.message + (f"\n  → {self.hint}" if self.hint else "")
 
     # -- rendering ----------------------------------------------------------------------------------
@@ -39,7 +43,7 @@ class LabError(Exception):
         return (f"{type(self).__name__}: {self.message}", excerpt, getattr(self, "explanation", None),
                 self.hint, getattr(self, "details", None))
 
-    def text(self):
+    def text(self) -> str:
         """The short plain-text form: message, source line, explanation, hint (and details)."""
         title, excerpt, why, hint, details = self._parts()
         out = [title, *excerpt]
@@ -51,7 +55,7 @@ class LabError(Exception):
             out += ["", *details.splitlines()]
         return "\n".join(out)
 
-    def _repr_html_(self):
+    def _repr_html_(self) -> str:
         title, excerpt, why, hint, details = self._parts()
         from xdplab.text import escape as e      # (text.py imports this module)
         parts = ['<div style="border-left:4px solid var(--jp-error-color1,#c62828);padding:4px 10px;margin:4px 0">',
@@ -69,7 +73,7 @@ class LabError(Exception):
                          "</details>")
         return "".join(parts) + "</div>"
 
-    def _repr_pretty_(self, p, cycle):
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:    # p: IPython's pretty printer
         p.text(self.text())
 
 
@@ -90,8 +94,9 @@ class _SourceError(LabError):
     """What CompileError and VerifierError share: where in the learner's C (`.line`, `.source`),
     why (`.explanation`), the tool's own words (`.raw` all of them, `.details` the part shown)."""
 
-    def __init__(self, message, line=None, explanation=None, hint=None, source=None, raw=None,
-                 details=None):
+    def __init__(self, message: str, line: int | None = None, explanation: str | None = None,
+                 hint: str | None = None, source: str | None = None, raw: str | None = None,
+                 details: str | None = None) -> None:
         super().__init__(message, hint)
         self.line, self.explanation, self.source = line, explanation, source
         self.raw, self.details = raw, details
@@ -103,8 +108,9 @@ class CompileError(_SourceError):
     that followed the first error."""
     details_title = "more from the compiler"
 
-    def __init__(self, message, line=None, explanation=None, hint=None, source=None, raw=None,
-                 column=None, details=None):
+    def __init__(self, message: str, line: int | None = None, explanation: str | None = None,
+                 hint: str | None = None, source: str | None = None, raw: str | None = None,
+                 column: int | None = None, details: str | None = None) -> None:
         super().__init__(message, line, explanation, hint, source, raw, details)
         self.column = column
 
@@ -116,25 +122,28 @@ class VerifierError(_SourceError):
     whole log."""
     details_title = "the end of the verifier's log"
 
-    def __init__(self, message, line=None, explanation=None, hint=None, source=None, raw=None,
-                 instruction=None, function=None, details=None):
+    def __init__(self, message: str, line: int | None = None, explanation: str | None = None,
+                 hint: str | None = None, source: str | None = None, raw: str | None = None,
+                 instruction: str | None = None, function: str | None = None,
+                 details: str | None = None) -> None:
         super().__init__(message, line, explanation, hint, source, raw, details)
         self.instruction, self.function = instruction, function
 
 
 # -- checking what a learner passed ----------------------------------------------------------------
-def is_count(value, least=1, most=None):
+def is_count(value: object, least: int = 1, most: int | None = None) -> bool:
     """True if `value` is a whole number (an int, not a bool) from `least` to `most` (no limit)."""
     return (isinstance(value, int) and not isinstance(value, bool) and value >= least
             and (most is None or value <= most))
 
 
-def is_positive(value):
+def is_positive(value: object) -> bool:
     """True if `value` is a number (int or float, not a bool) above 0."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
-def check_count(value, name, *, least=1, most=None, example=None, hint=None):
+def check_count(value: Any, name: str, *, least: int = 1, most: int | None = None,
+                example: object = None, hint: str | None = None) -> int:
     """`value` if it is a whole number from `least` to `most` (is_count), else a LabError that
     names the option and the value, and says the fix: `hint`, or "e.g. {name}={example}"."""
     if not is_count(value, least, most):
@@ -144,7 +153,8 @@ def check_count(value, name, *, least=1, most=None, example=None, hint=None):
     return value
 
 
-def check_positive(value, name, *, unit=None, example=None, hint=None):
+def check_positive(value: Any, name: str, *, unit: str | None = None, example: object = None,
+                   hint: str | None = None) -> float:
     """`value` as a float if it is a number above 0 (is_positive), else a LabError that names the
     option, its `unit` ("seconds") and the value, and says the fix (`hint` or `example`)."""
     if not is_positive(value):
@@ -154,7 +164,7 @@ def check_positive(value, name, *, unit=None, example=None, hint=None):
     return float(value)
 
 
-def render_exception(exc, html=False):
+def render_exception(exc: BaseException, html: bool = False) -> str:
     """The short form of `exc` as a string: HTML (for a notebook) or plain text. Other exceptions
     give their one-line `Type: message`."""
     if isinstance(exc, LabError):

@@ -11,24 +11,26 @@
 Runtime objects (an EventLog's `_repr_html_`, a map's) and the live widgets of xdplab.ui write
 their tables with these, so both read the same; nothing here imports a UI library.
 """
+from __future__ import annotations
+
 import html
 import math
 
 from xdplab.errors import check_positive
 
 
-def escape(x):
+def escape(x: object) -> str:
     """str(x) made safe inside HTML text and attribute values."""
     return html.escape(str(x), quote=True)
 
 
-def check_interval(value):
+def check_interval(value: float) -> float:
     """A refresh interval as a float of seconds; a LabError unless it is a number above 0."""
     return check_positive(value, "the refresh interval", unit="seconds",
                           hint="e.g. interval=0.5 (twice a second) or interval=2")
 
 
-def fmt_rate(r):
+def fmt_rate(r: float | None) -> str:
     """A per-second rate for people: 0, 0.25, 3.5, 498.3, 1.2 k, 12.3 k, 1.3 M, 2.0 G ('—' when
     unknown): one decimal (two below 1), and k/M/G/T from a thousand on."""
     if r is None or (isinstance(r, float) and math.isnan(r)):
@@ -45,14 +47,14 @@ def fmt_rate(r):
             return f"{r / scale:.1f} {unit}"
 
 
-def fmt_per_second(r, unit=""):
+def fmt_per_second(r: float | None, unit: str = "") -> str:
     """A rate with its unit: '498.3/s', '1.2 k/s', '12.0 k packets/s' ('—' when unknown)."""
     if r is None:
         return "—"
     return f"{fmt_rate(r)} {unit}/s" if unit else f"{fmt_rate(r)}/s"
 
 
-def fmt_value(v, counter=False):
+def fmt_value(v: object, counter: bool = False) -> str:
     """A typed map value as table text: counters with thousands separators, addresses, names."""
     if isinstance(v, bool) or v is None:
         return str(v)
@@ -69,7 +71,7 @@ def fmt_value(v, counter=False):
     return str(v)
 
 
-def axis_label(v):
+def axis_label(v: float) -> str:
     """An axis label: at most 3 significant digits, no trailing zeros (0.25, 500, 2.5 k, 1.25 M)."""
     a = abs(v)
     unit, scale = "", 1

@@ -14,16 +14,25 @@ imports it. So `import xdplab`, loading a program, the doctor and a lab check in
 load ipywidgets (tests/test_layers.py proves it), and the UI depends on the runtime, not the
 other way round.
 """
+from __future__ import annotations
+
 import importlib
 import sys
+from typing import Any, Callable, Collection, Optional
 
 from xdplab.errors import LabError
 
-_factories = {}        # kind -> factory(obj, **options) -> widget
-_bundles = {}          # kind -> bundle(obj, include, exclude) -> mime bundle dict or None
+# The widgets are ipywidgets objects, typed Any here: this module may not import the UI (not even
+# for a hint; tests/test_layers.py).
+Factory = Callable[..., Any]
+Bundle = Callable[[Any, Optional[Collection[str]], Optional[Collection[str]]],
+                  Optional[dict[str, Any]]]
+
+_factories: dict[str, Factory] = {}    # kind -> factory(obj, **options) -> widget
+_bundles: dict[str, Bundle] = {}       # kind -> bundle(obj, include, exclude) -> mime bundle or None
 
 
-def register(kind, factory, bundle=None):
+def register(kind: str, factory: Factory, bundle: Bundle | None = None) -> None:
     """Called by xdplab.ui: `factory(obj, **options)` makes the live view of `kind`; `bundle(obj,
     include, exclude)` (optional) its mime bundle when an object of that kind ends a cell."""
     _factories[kind] = factory
@@ -35,7 +44,7 @@ def _ui():
     importlib.import_module("xdplab.ui")      # registers every kind
 
 
-def view(kind, obj, **options):
+def view(kind: str, obj: object, **options: Any) -> Any:
     """The live view of `obj` (an ipywidgets widget), made by the UI's factory for `kind`."""
     if kind not in _factories:
         _ui()
@@ -46,7 +55,7 @@ def view(kind, obj, **options):
     return factory(obj, **options)
 
 
-def in_kernel():
+def in_kernel() -> bool:
     """True inside a Jupyter kernel, where a front-end can show widgets. Found out without
     importing anything: a kernel has imported IPython long before any cell runs."""
     ipython = sys.modules.get("IPython")
@@ -54,7 +63,8 @@ def in_kernel():
     return ip is not None and getattr(ip, "kernel", None) is not None
 
 
-def mimebundle(kind, obj, include=None, exclude=None):
+def mimebundle(kind: str, obj: object, include: Collection[str] | None = None,
+               exclude: Collection[str] | None = None) -> dict[str, Any] | None:
     """What `obj._repr_mimebundle_` returns: the live view's bundle inside a Jupyter kernel, None
     elsewhere (a terminal, nbconvert without a kernel), so that IPython falls back to the plain
     representations without loading any UI."""
