@@ -141,6 +141,7 @@ class Participant:
     last_seen_at: str = None                     # when that change was seen
     problems: list = field(default_factory=list)
     error: str = None                            # why the last read failed, if it did
+    read_at: str = None                          # when the files were last read
     _read_once: bool = False
 
     def observe(self, progress_text, opened_text, when):
@@ -151,6 +152,7 @@ class Participant:
             if checks:
                 self.last, self.last_seen_at = checks, when
         self.labs, self.opened, self.error, self._read_once = labs, parse_opened(opened_text), None, True
+        self.read_at = when
 
     def row(self, lessons, all_labs):
         """One row of the view as plain data (the JSON the page and the tests read)."""
@@ -163,7 +165,7 @@ class Participant:
                 "last_check": [{"lab": c.lab, "result": c.result, "count": c.count,
                                 "failed": c.failed, "hint_step": c.hint_step, "text": c.text()}
                                for c in self.last],
-                "last_check_seen_at": self.last_seen_at,
+                "last_check_seen_at": self.last_seen_at, "read_at": self.read_at,
                 "problems": self.problems, "error": self.error}
 
 

@@ -7,7 +7,9 @@
 
 The settings are the environment's (jupyterhub_config.py lists them): PARTICIPANTS, HOST, PORT,
 IMAGE (the xdplab image, `make image`), MEM_LIMIT, CPU_LIMIT, VOLUME, IDLE_TIMEOUT,
-INSTRUCTOR_PASSWORD (else one is drawn), XDPLAB_CACHE. Input that cannot work stops it with a
+INSTRUCTOR_PASSWORD (else one is drawn), XDPLAB_CACHE; XDPLAB_WORKSHOP_STATE (the accounts and the
+hub's database, default $XDPLAB_CACHE/workshop/state) and XDPLAB_WORKSHOP_NETWORK (the Docker
+network, default xdplab-workshop) let a test run beside a real room. Input that cannot work stops it with a
 message that says what to do (exit code 2); nothing is started before every check has passed.
 `check` needs only the standard library; `start` runs in the hub's virtualenv (install.sh).
 """
@@ -26,7 +28,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 from accounts import Accounts, BadInput, participants  # noqa: E402
 
-NETWORK = "xdplab-workshop"
+NETWORK = os.environ.get("XDPLAB_WORKSHOP_NETWORK") or "xdplab-workshop"
 HUB_VERSION = "jupyterhub==6.1.1"       # the participants' servers run the hub's own version
 IMAGE_FILES = [HERE / "image" / "Dockerfile", HERE / "image" / "start.sh",
                HERE / "image" / "xdplab_workshop_server.py", HERE / "sockbridge.py"]
@@ -178,7 +180,8 @@ def default_signals():
 
 def start():
     s = check()
-    cache, state = cache_dir(), cache_dir() / "state"
+    cache = cache_dir()
+    state = Path(os.environ.get("XDPLAB_WORKSHOP_STATE") or cache / "state")
     tag = build_image(s)
     sheet = Accounts(state).ensure(s["names"], os.environ.get("INSTRUCTOR_PASSWORD") or None)
     (state / "run").mkdir(parents=True, exist_ok=True)

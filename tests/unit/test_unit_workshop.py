@@ -129,7 +129,7 @@ def test_a_participant_row_over_three_reads(progress, tmp_path):
     assert row["labs_done"] == ["03a-drop-by-port"] and row["labs_total"] == 2
     assert [(c["lab"], c["result"], c["hint_step"]) for c in row["last_check"]] == \
         [("03a-drop-by-port", pv.PASSED, 1)]
-    assert row["last_check_seen_at"] == "t4" and row["server"] == "running"
+    assert row["last_check_seen_at"] == "t4" and row["server"] == "running" and row["read_at"] == "t4"
     page = pv.page([row], "t4")
     assert "p01" in page and "1 of 2 done: 03a-drop-by-port" in page and "03a-drop-by-port: passed" in page
 
