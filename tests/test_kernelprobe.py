@@ -1,6 +1,7 @@
-"""xdplab.probe(): the real probe on this kernel, its decisions on recorded observations of other
-kernels (both branches of each), what the lessons adapt, and the xdp_devmap_xmit drops the
-lessons count on kernels before 6.3 — made to happen here, on purpose, with a peer MTU too small."""
+"""xdplab.probe(): the real probe on this kernel, and the xdp_devmap_xmit drops the lessons count
+on kernels before 6.3 — made to happen here, on purpose, with a peer MTU too small. Its decisions
+on recorded observations of other kernels (both branches of each) and what the lessons adapt are
+pure: tests/unit/test_unit_probe.py."""
 import contextlib
 import os
 import subprocess
@@ -16,13 +17,7 @@ from xdplab import kernelprobe, qos, reaper
 from xdplab.kernel import bpf as kernel
 from xdplab.features import xdp_features
 from xdplab.forwarding import measure
-from xdplab.kernelprobe import (ENQUEUE, FLUSH, UNKNOWN, KernelProbe, decide_gro,
-                                decide_live_frames, decide_qdiscs, decide_redirect_errors,
-                                decide_test_run_context, decide_xdp_features)
-
-# What probe() measured on real kernels (sent 32 frames each time; GRO case: the same, GRO on)
-LINUX_6_18 = {"sent": 32, "ingress_rx_dropped": 32, "target_tx_dropped": 0, "arrived": 0}
-LINUX_6_1 = {"sent": 32, "ingress_rx_dropped": 0, "target_tx_dropped": 32, "arrived": 0}
+from xdplab.kernelprobe import ENQUEUE, FLUSH, decide_gro
 
 
 def lab_namespaces():
@@ -144,63 +139,6 @@ def test_probe_is_cached_and_refresh_measures_again(measured):
     again = xdplab.probe(refresh=True)
     assert again is not p and xdplab.probe() is again
     assert again.redirect_errors.value == p.redirect_errors.value
-
-
-# --- decisions on recorded observations --------------------------------------------------------
-
-def test_refused_at_enqueue_as_on_linux_6_3_and_newer():
-    f = decide_redirect_errors(LINUX_6_18)
-    assert f.value == ENQUEUE and f.since == "6.3" and not f.instead
-    assert "-95" in f.here and "rx_dropped" in f.here and "32 counted as rx_dropped" in f.how
-
-
-def test_dropped_at_flush_as_on_linux_6_1():
-    f = decide_redirect_errors(LINUX_6_1)
-    assert f.value == FLUSH and "before Linux 6.3" in f.instead
-    assert "xdp_devmap_xmit" in f.here and "tx_dropped" in f.here and "-6" in f.here
-
-
-@pytest.mark.parametrize("obs", [
-    {"sent": 32, "ingress_rx_dropped": 16, "target_tx_dropped": 16, "arrived": 0},
-    {"sent": 32, "ingress_rx_dropped": 0, "target_tx_dropped": 0, "arrived": 0},
-    {"sent": 32, "ingress_rx_dropped": 0, "target_tx_dropped": 0, "arrived": 32},
-])
-def test_anything_else_is_unknown_and_says_what_was_seen(obs):
-    f = decide_redirect_errors(obs)
-    assert f.value == UNKNOWN and f.instead
-    assert f"{obs['arrived']} arrived" in f.here
-
-
-def test_gro_either_makes_the_peer_ready_or_does_not():
-    assert decide_gro({"sent": 32, "arrived": 32}).value is True
-    before_5_13 = decide_gro({"sent": 32, "arrived": 0})
-    assert before_5_13.value is False and "XDP_PASS" in before_5_13.instead
-
-
-def test_adaptations_name_each_lesson_that_differs():
-    newest = KernelProbe("6.18", decide_redirect_errors(LINUX_6_18), decide_gro({"sent": 1, "arrived": 1}),
-                         decide_live_frames(True), decide_xdp_features(True),
-                         decide_qdiscs(dict.fromkeys(kernelprobe.QDISC_KINDS, True)),
-                         decide_test_run_context(True))
-    assert newest.adaptations() == {}
-    debian_12 = KernelProbe("6.1.0-28-amd64", decide_redirect_errors(LINUX_6_1),
-                            decide_gro({"sent": 1, "arrived": 1}), decide_live_frames(True),
-                            decide_xdp_features(False),
-                            decide_qdiscs(dict.fromkeys(kernelprobe.QDISC_KINDS, True)),
-                            decide_test_run_context(True))
-    lines = debian_12.adaptations()
-    assert list(lines) == ["05", "10"], lines
-    assert lines["05"].startswith("redirect errors are counted at flush on this kernel (before 6.3)")
-    old = KernelProbe("5.10", decide_redirect_errors(LINUX_6_1), decide_gro({"sent": 1, "arrived": 0}),
-                      decide_live_frames(False), decide_xdp_features(False),
-                      decide_qdiscs({"tbf": True, "htb": True, "fq_codel": False, "netem": False}),
-                      decide_test_run_context(False))
-    lines = old.adaptations()
-    assert list(lines) == ["05", "07", "08", "10"], lines
-    assert "5.13" in lines["05"] and "5.18" in lines["10"] and "fq_codel" in lines["08"]
-    assert "5.15" in lines["05"] and "test_run_on" in lines["05"] and "5.15" in old.test_run_context.instead
-    assert "5.18" in lines["07"] and "AF_PACKET" in lines["07"] and "repeat" in lines["07"]
-    assert "fq_codel, netem" in old.qdiscs.instead and "5.10" in repr(old)
 
 
 # --- the tracepoint the older kernels report through -------------------------------------------
