@@ -12,21 +12,27 @@ rx_dropped, tx_packets, ...). Both return a Counts dict; subtracting two gives w
 Both check that the lab is open and let it settle first (lab.settle()). The reading itself is
 xdplab.kernel.counters'.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from xdplab.errors import LabError
 from xdplab.kernel.counters import Counts, read_link_stats, read_mtu, read_snmp
 
+if TYPE_CHECKING:
+    from xdplab.lab.topology import Host, Interface
+
 __all__ = ["Counts", "snmp", "link_stats", "link_mtu", "driver_stats", "xdp_xmit_errors"]
 
 
-def snmp(host):
+def snmp(host: Host) -> Counts:
     """The SNMP counters of `host`'s network stack (IPv4 and IPv6), named as nstat names them."""
     host.lab.check_open()
     host.lab.settle()
     return read_snmp(host.ns)
 
 
-def link_stats(iface):
+def link_stats(iface: Interface) -> Counts:
     """The statistics of lab interface `iface` (an Interface, e.g. lab.client.iface()):
     rx_packets, rx_bytes, rx_dropped, tx_packets, ... as the kernel keeps them (IFLA_STATS64)."""
     if not hasattr(iface, "ifindex"):
@@ -37,12 +43,12 @@ def link_stats(iface):
     return read_link_stats(iface.host.ns, iface.ifindex)
 
 
-def link_mtu(iface):
+def link_mtu(iface: Interface) -> int:
     """The MTU of lab interface `iface`, as its host's netlink says."""
     return read_mtu(iface.host.ns, iface.ifindex)
 
 
-def driver_stats(iface):
+def driver_stats(iface: Interface) -> dict[str, int]:
     """The driver's own counters of lab interface `iface`, as `ethtool -S` prints them: {name:
     value} (a veth: peer_ifindex, rx_queue_0_xdp_packets, tx_queue_0_xdp_xmit_errors, ...)."""
     res = iface.host.run(["ethtool", "-S", iface.name], check=False)
@@ -57,7 +63,7 @@ def driver_stats(iface):
     return out
 
 
-def xdp_xmit_errors(iface):
+def xdp_xmit_errors(iface: Interface) -> int:
     """Frames veth `iface` failed to hand to its peer's receive ring since it was made (ethtool -S
     tx_queue_N_xdp_xmit_errors, summed: XDP_TX, redirects and live frames sent out of it that
     found the ring full, e.g. while the receiving CPU was busy)."""

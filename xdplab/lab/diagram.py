@@ -22,15 +22,21 @@ it follows the JupyterLab theme; the bare SVG (JupyterLab puts that in an <img>,
 variables) and saved files carry their own background. The picture keeps its own size, so no
 text renders below MIN_FONT px: wider than the notebook, it scrolls sideways.
 """
+from __future__ import annotations
+
 import ctypes
 import dataclasses
 import os
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from xdplab.errors import LabError
 from xdplab.kernel.libbpf import libbpf
 from xdplab.text import escape
+
+if TYPE_CHECKING:
+    from xdplab.lab.topology import Host, Interface, Lab, Link
 
 # geometry, in px
 PAD = 10                       # inside a box
@@ -100,7 +106,8 @@ class Badge:
     lab_program: bool          # a Program of this lab (False: attached by the lab itself, or others)
 
     @property
-    def text(self):
+    def text(self) -> str:
+        """The badge's text: "name · mode"."""
         return f"{self.name} · {self.mode}"
 
 
@@ -114,7 +121,7 @@ class _ProgInfo(ctypes.Structure):
                 ("name", ctypes.c_char * 16)]
 
 
-def kernel_name(prog_id):
+def kernel_name(prog_id: int) -> str | None:
     """The name the kernel knows program `prog_id` by (what bpftool prints), or None."""
     lib = libbpf()
     fd = lib.bpf_prog_get_fd_by_id(prog_id)
@@ -130,7 +137,7 @@ def kernel_name(prog_id):
         os.close(fd)
 
 
-def badges(lab):
+def badges(lab: Lab) -> dict[Interface, Badge]:
     """{Interface: Badge} for every lab interface with an XDP program attached, read live."""
     known = {}                                   # prog id → [(Interface, Program, fn)]
     for prog in lab.programs:
@@ -164,7 +171,8 @@ def _bfs(start, adj):
     return dist, parent
 
 
-def columns(hosts, links):
+def columns(hosts: Sequence[Host],
+            links: Iterable[Link]) -> list[tuple[list[Host], list[Host], dict[Host, int]]]:
     """[(component hosts, spine, {host: column})]: per connected component, the path that runs
     left to right (a longest shortest path, from its earlier-made end) and each host's column
     (its distance from the left end)."""
@@ -419,21 +427,21 @@ class Diagram:
     """A lab's diagram: shows itself in a notebook; `.svg` is the SVG text, `.save(path)` writes
     it, `.badges` tells which program runs where ({Interface: Badge})."""
 
-    def __init__(self, lab, badges=True):
+    def __init__(self, lab: Lab, badges: bool = True) -> None:
         lab.check_open()
         pic = _Picture(lab, badges)
         self.lab_id = lab.id
         self.badges = pic.badges
         self.svg = pic.svg()
 
-    def _repr_svg_(self):
+    def _repr_svg_(self) -> str:
         return self.svg
 
-    def _repr_html_(self):
+    def _repr_html_(self) -> str:
         # inline, the SVG sees JupyterLab's CSS variables (as an <img> it would not)
         return f'<div style="overflow-x:auto">{self.svg}</div>'
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the SVG to `path` (a name ending in .svg); returns the path."""
         path = Path(path)
         if path.suffix.lower() != ".svg":
@@ -448,7 +456,7 @@ class Diagram:
         return f"<Diagram of lab {self.lab_id}: {progs}>"
 
 
-def diagram(lab, badges=True):
+def diagram(lab: Lab, badges: bool = True) -> Diagram:
     """The diagram of `lab` as it is now (see the module doc); badges=False leaves out the XDP
     programs (no kernel queries)."""
     return Diagram(lab, badges)

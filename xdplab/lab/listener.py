@@ -31,7 +31,7 @@ class Datagram(NamedTuple):
 class UdpListener:
     """A UDP socket bound to `port` on every address of lab host `host`, IPv4 and IPv6."""
 
-    def __init__(self, host: Host, port: int):
+    def __init__(self, host: Host, port: int) -> None:
         host.lab.check_open()
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             raise LabError(f"port must be a number from 1 to 65535, not {port!r}")

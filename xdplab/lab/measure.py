@@ -9,9 +9,24 @@ counters, a map's counters and the kernel's XDP tracepoint events, before and af
 
     counted(maps, before, after)            # {map: {key: change}} between two sets of snapshots
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, Mapping, Union
+
 from xdplab.errors import LabError
 from xdplab.lab.settle import settled
 from xdplab.lab.counters import link_stats, snmp
+
+if TYPE_CHECKING:
+    from xdplab.kernel.counters import Counts
+    from xdplab.lab.topology import Host, Interface
+    from xdplab.maps.codecs import Decoded
+    from xdplab.maps.map import Map
+    from xdplab.program.tracepoints import Event, Tracepoints
+
+    # what measure() reads, and what changed in one of them
+    Measurable = Union[Interface, Host, Map, Tracepoints]
+    Changes = Union[Counts, dict[Decoded, Decoded], dict[Event, int]]
 
 
 def _delta(codec, old, new):
@@ -29,7 +44,8 @@ def _delta(codec, old, new):
     return new - old if new >= old else new          # a counter that went down was reset
 
 
-def counted(maps, before, after):
+def counted(maps: Mapping[str, Map], before: Mapping[str, Mapping[Decoded, Decoded]],
+            after: Mapping[str, Mapping[Decoded, Decoded]]) -> dict[str, dict[Decoded, Decoded]]:
     """{map: {key: change}} between two sets of snapshots, leaving out entries that did not change."""
     out = {}
     for name, m in maps.items():
@@ -44,7 +60,7 @@ class Measured(dict):
     """What changed while a `measure` block ran: {name: changes}, names as "router:eth0" for an
     interface, "router" for a host, the map's name for a map. Index by name or by the object."""
 
-    def __getitem__(self, what):
+    def __getitem__(self, what: Measurable | str) -> Changes:
         return super().__getitem__(_name(what))
 
     def __repr__(self):
@@ -89,7 +105,7 @@ class measure:
     Readings are taken when every counter has been still for `quiet` seconds (at most `limit`),
     before and after, so that traffic still under way is not cut in half."""
 
-    def __init__(self, *things, quiet=0.05, limit=2.0):
+    def __init__(self, *things: Measurable, quiet: float = 0.05, limit: float = 2.0) -> None:
         self.things, self.quiet, self.limit = things, quiet, limit
         self.seen = Measured()
 
@@ -97,11 +113,11 @@ class measure:
         """The readings, once they have not changed for `quiet` seconds (or after `limit`)."""
         return settled(lambda: [_read(t) for t in self.things], self.quiet, self.limit, poll=0.01)
 
-    def __enter__(self):
+    def __enter__(self) -> Measured:
         self.before = self._still()        # earlier traffic (and its echoes) has died down
         return self.seen
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         if exc[0] is not None:
             return False
         for t, b, a in zip(self.things, self.before, self._still()):

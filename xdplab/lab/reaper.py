@@ -10,6 +10,8 @@ Deleting a namespace destroys its veths and with them the XDP programs attached 
 
 Only the standard library here: the watchdog starts as a plain script, without importing xdplab.
 """
+from __future__ import annotations
+
 import json
 import os
 import runpy
@@ -17,6 +19,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 STATE_DIR = Path(os.environ.get("XDPLAB_STATE_DIR", "/run/xdplab"))
 # xdplab.kernel.constants.PIN_ROOT, read by path: this file imports nothing of xdplab
@@ -24,7 +27,7 @@ PIN_ROOT = runpy.run_path(str(Path(__file__).resolve().parents[1] / "kernel" / "
 NS_PREFIX = "xl-"
 
 
-def start_time(pid):
+def start_time(pid: int) -> int | None:
     """The process's start time in clock ticks, or None when it does not exist."""
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -33,11 +36,13 @@ def start_time(pid):
         return None
 
 
-def alive(state):
+def alive(state: dict[str, Any]) -> bool:
+    """Whether the owner of a lab's state (its "pid" and "start") is still running."""
     return state.get("pid") is not None and start_time(state["pid"]) == state.get("start")
 
 
-def read_state(path):
+def read_state(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The state file at `path`, or None when it cannot be read."""
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
@@ -49,7 +54,7 @@ def _libc():
     return ctypes.CDLL(None, use_errno=True)
 
 
-def pids_in(ns):
+def pids_in(ns: str) -> list[int]:
     """Processes whose network namespace is `ns` (what `ip netns pids` prints)."""
     try:
         st = os.stat(f"/run/netns/{ns}")
@@ -67,9 +72,10 @@ def pids_in(ns):
     return found
 
 
-def delete_namespace(ns):
+def delete_namespace(ns: str) -> bool:
     """Kill what runs inside `ns`, then delete it (its veths and their XDP programs go with it):
-    what `ip netns pids` + `kill` + `ip netns delete` do, without starting a process."""
+    what `ip netns pids` + `kill` + `ip netns delete` do, without starting a process. True if it
+    is gone."""
     for pid in pids_in(ns):
         try:
             os.kill(pid, 9)
@@ -86,7 +92,7 @@ def delete_namespace(ns):
     return not os.path.exists(path)
 
 
-def remove_lab(lab_id, state=None):
+def remove_lab(lab_id: str, state: dict[str, Any] | None = None) -> list[str]:
     """Remove every namespace and pin of lab `lab_id`; returns the namespaces removed."""
     state = state or read_state(STATE_DIR / f"{lab_id}.json") or {}
     prefix = f"{NS_PREFIX}{lab_id}-"
@@ -102,7 +108,7 @@ def remove_lab(lab_id, state=None):
     return removed
 
 
-def reap(everything=False):
+def reap(everything: bool = False) -> dict[str, list[str]]:
     """Remove labs whose owner is dead (all labs with everything=True). Returns {lab_id: [ns...]}."""
     done = {}
     known = set()
@@ -123,7 +129,7 @@ def reap(everything=False):
     return done
 
 
-def watch(lab_id):
+def watch(lab_id: str) -> None:
     """Block until the owner closes our stdin (it exited or died), then reap if it did not close."""
     try:
         while sys.stdin.buffer.read(4096):

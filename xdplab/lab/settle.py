@@ -7,12 +7,18 @@ lessons' counts of frames still on their way when the sender returned.
 
 Pure: it only calls `read` and sleeps, so it is tested without a lab.
 """
+from __future__ import annotations
+
 import time
+from typing import Any, Callable, TypeVar
 
-_UNREAD = object()
+T = TypeVar("T")
+_UNREAD: Any = object()
 
 
-def settled(read, quiet=0.1, limit=2.0, *, poll=None, last=_UNREAD, since=None, enough=None):
+def settled(read: Callable[[], T], quiet: float = 0.1, limit: float = 2.0, *,
+            poll: float | None = None, last: T = _UNREAD, since: float | None = None,
+            enough: Callable[[T], bool] | None = None) -> T:
     """The value of `read()` once it has not changed for `quiet` seconds — or once `enough(value)`
     is true, or when `limit` seconds have passed (then the last value read).
 

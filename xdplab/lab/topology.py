@@ -39,6 +39,9 @@ from xdplab.errors import ClosedError, LabError, PrivilegeError
 from xdplab.lab.settle import settled
 
 if TYPE_CHECKING:
+    from scapy.packet import Packet
+
+    from xdplab.lab.diagram import Diagram
     from xdplab.lab.traffic import SendReport, Stream
     from xdplab.program.program import Program
 
@@ -182,7 +185,7 @@ class PingResult:
 class Host:
     """A lab host: its own network namespace with lo up and one interface per link."""
 
-    def __init__(self, lab: Lab, name: str):
+    def __init__(self, lab: Lab, name: str) -> None:
         self.lab, self.name = lab, name
         self.ns: str = f"{reaper.NS_PREFIX}{lab.id}-{name}"
         self.interfaces: list[Interface] = []
@@ -270,7 +273,8 @@ class Host:
         sent, received = (int(m.group(1)), int(m.group(2))) if m else (count, len(rtts))
         return PingResult(sent, received, rtts, res.stdout)
 
-    def send(self, packets: Any, count: int = 1, iface: Interface | str | None = None,
+    def send(self, packets: Packet | bytes | list[Packet | bytes] | tuple[Packet | bytes, ...],
+             count: int = 1, iface: Interface | str | Host | None = None,
              method: str = "auto") -> SendReport:
         """Send scapy packet(s) from this host, `count` times each; returns a SendReport.
         Large counts use the fast injector (see xdplab.traffic.send)."""
@@ -278,8 +282,8 @@ class Host:
         self.lab.settle()
         return traffic.send(self, packets, count=count, iface=iface, method=method)
 
-    def stream(self, packets: Any, seconds: float | None = 10.0, rate: float | None = None,
-               **kw: Any) -> Stream:
+    def stream(self, packets: Packet | bytes | list[Packet | bytes] | tuple[Packet | bytes, ...],
+               seconds: float | None = 10.0, rate: float | None = None, **kw: Any) -> Stream:
         """Keep sending `packets` in the background for `seconds` (None: until .stop()), at `rate`
         packets per second or as fast as possible; returns a running xdplab.traffic.Stream."""
         from xdplab.lab import traffic
@@ -305,7 +309,7 @@ class Host:
 class Lab:
     """Owns every namespace, link and program it creates; `close()` (or exit) removes them all."""
 
-    def __init__(self, name: str | None = None):
+    def __init__(self, name: str | None = None) -> None:
         require_root()
         reaper.reap()
         if name is not None and not _NAME.match(str(name)):
@@ -594,7 +598,9 @@ class Lab:
                 kernel.xdp_return(kernel.XDP_ACTIONS.index("XDP_PASS")), "xdplab_pass")
         return self._pass_fd
 
-    def diagram(self, **kw: Any) -> Any:
+    def diagram(self, **kw: Any) -> Diagram:
+        """A picture of the lab as SVG (xdplab.lab.diagram): diagram(badges=False) leaves out
+        the XDP programs."""
         from xdplab.lab.diagram import diagram
         return diagram(self, **kw)
 

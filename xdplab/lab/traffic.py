@@ -25,7 +25,7 @@ import errno
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Sequence
 
 from xdplab.kernel import bpf as kernel
 from xdplab.kernel import netns
@@ -34,6 +34,8 @@ from xdplab.lab.counters import link_mtu, xdp_xmit_errors
 from xdplab.errors import LabError, check_count, check_positive
 
 if TYPE_CHECKING:
+    from scapy.packet import Packet
+
     from xdplab.lab.topology import Host, Interface
 
 FAST_COUNT = 1000          # copies of a packet from which the live-frame injector is used
@@ -70,10 +72,12 @@ class SendReport:
                 f"by {how} in {self.seconds:.3f} s ({rate})>{notes}")
 
 
-def send(host: Host, packets: Any, count: int = 1, iface: Interface | str | None = None,
+def send(host: Host, packets: Packet | bytes | list[Packet | bytes] | tuple[Packet | bytes, ...],
+         count: int = 1, iface: Interface | str | Host | None = None,
          method: str = "auto") -> SendReport:
     """Send `packets` (a scapy packet, raw frame bytes, or a list of them) `count` times each from
-    lab host `host`, out of `iface` (name or Interface) or the interface the host's routes choose.
+    lab host `host`, out of `iface` (an Interface of `host`, its name, or the host at its other
+    end) or the interface the host's routes choose.
     `method`: "auto", "af_packet" or "live_frames". Returns a SendReport."""
     host.lab.check_open()
     check_count(count, "count", example=100)
@@ -126,7 +130,8 @@ def send(host: Host, packets: Any, count: int = 1, iface: Interface | str | None
 
 # --- building frames -------------------------------------------------------------------------------
 
-def prepare_frames(host, items, iface):
+def prepare_frames(host: Host, items: Sequence[Packet | bytes], iface: Interface | str | Host | None
+                   ) -> tuple[list[tuple[Interface, bytes]], dict[Interface, str]]:
     """[(Interface, frame bytes)], and {Interface: qdisc kind} of those with a root qdisc."""
     chosen = _named_iface(host, iface) if iface is not None else None
     frames, mtus, shaped = [], {}, {}
@@ -234,7 +239,7 @@ _tx_fd = None          # the loaded `return XDP_TX;` program, kept for the life 
 _live_supported = None
 
 
-def live_frames_available(ns):
+def live_frames_available(ns: str) -> bool:
     """Whether the kernel has live frames (probed once, inside lab namespace `ns`)."""
     global _live_supported
     if _live_supported is None:
@@ -279,7 +284,7 @@ def _forwarded(ifc, data):
     return False
 
 
-def ensure_napi(ifc):
+def ensure_napi(ifc: Interface) -> str | None:
     """Make sure frames XDP sends out of veth `ifc` are received by its peer: the peer needs a
     native-mode XDP program or GRO (GRO is enough since Linux 5.13: xdplab.probe() finds out),
     else it drops them silently. Returns a note of what was done, else None."""
@@ -343,7 +348,8 @@ def _lost_note(frames, lost, sent):
 
 # --- AF_PACKET --------------------------------------------------------------------------------------
 
-def send_af_packet(host, frames, count):
+def send_af_packet(host: Host, frames: Sequence[tuple[Interface, bytes]],
+                   count: int) -> tuple[int, float]:
     """Send every frame `count` times, in order: (frames sent, seconds)."""
     socks = {}
     try:
@@ -429,8 +435,10 @@ class Stream(Background):
 
     TICK = 0.1
 
-    def __init__(self, host: Host, packets: Any, seconds: float | None = 10.0,
-                 rate: float | None = None, burst: int = 50_000, method: str = "auto"):
+    def __init__(self, host: Host,
+                 packets: Packet | bytes | list[Packet | bytes] | tuple[Packet | bytes, ...],
+                 seconds: float | None = 10.0, rate: float | None = None, burst: int = 50_000,
+                 method: str = "auto") -> None:
         if rate is not None:
             check_positive(rate, "rate", unit="packets per second", example=1000)
         self.host, self.packets, self.seconds = host, packets, seconds
