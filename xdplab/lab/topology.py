@@ -577,7 +577,7 @@ class Lab:
         return None
 
     # -- programs -----------------------------------------------------------------------------------
-    def load(self, source: str, cflags: Sequence[str] = (), name: str | None = None) -> Program:
+    def load(self, source: str | Path, cflags: Sequence[str] = (), name: str | None = None) -> Program:
         """Compile C (text, or a file under bpf/) with bcc and verify it; returns a Program."""
         self.check_open()
         from xdplab.program.program import Program

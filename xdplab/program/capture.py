@@ -23,16 +23,25 @@ source it compiles — appends the definition of the capture function (kept in t
 two marker comments) to the end of a program that includes xdplab_capture.h. The program's own
 line numbers do not change.
 """
+from __future__ import annotations
+
 import collections
 import ctypes
+import os
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xdplab.errors import LabError
 from xdplab.program.events import EventLog, table_html
 from xdplab.program.testrun import verdict_name
 from xdplab.text import escape
+
+if TYPE_CHECKING:
+    from scapy.packet import Packet
+
+    from xdplab.program.program import Program
 
 MAP = "xdplab_capture"
 HEADER = Path(__file__).resolve().parents[2] / "bpf" / "include" / "xdplab_capture.h"
@@ -44,7 +53,7 @@ _DEFINITION = re.compile(r"/\* xdplab-capture-definition-begin \*/\n(.*?)"
 _APPENDED = "/* appended by xdplab.capture.prepare() */"
 
 
-def prepare(source):
+def prepare(source: str) -> str:
     """C text as bcc must compile it: unchanged unless it includes xdplab_capture.h, then with the
     capture function's definition appended (see the module doc). Preparing twice changes nothing."""
     if not _INCLUDE.search(source) or _APPENDED in source:
@@ -67,13 +76,13 @@ class Frame(collections.namedtuple("Frame", "t time iface verdict length data"))
     __slots__ = ()
 
     @property
-    def packet(self):
+    def packet(self) -> Packet:
         """The captured bytes decoded by scapy (Ether)."""
         from xdplab.program.testrun import parse
         return parse(self.data)
 
     @property
-    def summary(self):
+    def summary(self) -> str:
         """scapy's one-line summary of the packet."""
         try:
             return self.packet.summary()
@@ -81,7 +90,8 @@ class Frame(collections.namedtuple("Frame", "t time iface verdict length data"))
             return f"{len(self.data)} bytes scapy cannot decode"
 
     @property
-    def truncated(self):
+    def truncated(self) -> bool:
+        """True if the frame was longer than the bytes captured of it."""
         return len(self.data) < self.length
 
     def __repr__(self):
@@ -91,7 +101,8 @@ class Frame(collections.namedtuple("Frame", "t time iface verdict length data"))
 class Capture(EventLog):
     """The frames a program passed to CAPTURE(ctx, verdict); see the module doc."""
 
-    def __init__(self, program, max_rows=200, *, interval=0.5, pages=64):
+    def __init__(self, program: Program, max_rows: int = 200, *, interval: float = 0.5,
+                 pages: int = 64) -> None:
         if program.bpf is not None and MAP not in list(program.maps):
             raise LabError(f"program {program.name!r} does not capture packets (it has no map "
                            f"{MAP!r})",
@@ -123,19 +134,19 @@ class Capture(EventLog):
 
     # -- what a learner reads ----------------------------------------------------------------
     @property
-    def packets(self):
+    def packets(self) -> list[Frame]:
         """The kept frames, oldest first (perf buffers are per CPU: sorted by time here)."""
         return sorted(self._events, key=lambda f: f.t)
 
     events = packets
 
-    def clear(self):
+    def clear(self) -> None:
         """Forget the frames kept and the counts so far (the capture goes on)."""
         self._events.clear()
         self.count, self.kept = 0, 0
         self.totals.clear()
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> int:
         """Write the kept frames to `path`: pcap, or pcapng when it ends in .pcapng (then each
         packet carries its verdict as a comment and its interface as the capture interface).
         Frames keep their real length: a tool shows the captured part as truncated. Returns
@@ -172,7 +183,8 @@ class Capture(EventLog):
         return table_html(self._summary(), ["t (s)", "interface", "verdict", "bytes", "packet"],
                           rows, notes)
 
-    def title(self):
+    def title(self) -> str:
+        """The HTML title of its live view."""
         e = escape
         return (f'<span class="xdplab-w"><b>captured packets</b> <span class="cap">of '
                 f'{e(self.program.name)}, with their verdicts</span></span>')

@@ -38,6 +38,8 @@ notebook's interrupt may send to the whole process group.
 
 Only the standard library and bcc here: the helper starts as a plain script.
 """
+from __future__ import annotations
+
 import collections
 import ctypes
 import errno
@@ -51,6 +53,12 @@ import sys
 import tempfile
 import runpy
 import threading
+from typing import Any, Callable, Sequence, TypeVar
+
+T = TypeVar("T")
+Message = dict[str, Any]                        # a request or a reply, as JSON
+Identity = tuple[int, int, int, int, int]       # a file's device, inode, size, mtime and ctime
+# bcc's BPF objects are typed Any: bcc has no type hints, and xdplab's unit tier runs without it
 
 # xdplab.kernel.constants, read by path: this script runs without importing xdplab
 _ABI = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "kernel",
@@ -104,21 +112,23 @@ def _bpf(cmd, attr):
     return ret
 
 
-def map_info(fd):
+def map_info(fd: int) -> ctypes.Structure:
+    """struct bpf_map_info (MapInfo) of map `fd`."""
     info = MapInfo()
     _bpf(BPF_OBJ_GET_INFO_BY_FD, InfoAttr(fd, ctypes.sizeof(info), ctypes.addressof(info)))
     return info
 
 
 # -- messages ---------------------------------------------------------------------------------------
-def send(sock, obj, fds=()):
+def send(sock: socket.socket, obj: Message, fds: Sequence[int] = ()) -> None:
+    """Send message `obj`, with file descriptors `fds`."""
     data = json.dumps(obj).encode()
     anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))] if fds else []
     sock.sendmsg([struct.pack("!I", len(data))], anc)
     sock.sendall(data)
 
 
-def recv(sock):
+def recv(sock: socket.socket) -> tuple[Message | None, list[int]]:
     """(message, fds), or (None, []) when the other side is gone."""
     head, anc, flags, _ = sock.recvmsg(4, socket.CMSG_SPACE(MAX_FDS * 4))
     fds = []
@@ -154,10 +164,10 @@ def recv(sock):
 class Redirected:
     """fd 1 and 2 written to `fd` for the duration of the block."""
 
-    def __init__(self, fd):
+    def __init__(self, fd: int) -> None:
         self.fd = fd
 
-    def __enter__(self):
+    def __enter__(self) -> Redirected:
         sys.stdout.flush()
         sys.stderr.flush()
         self.saved = os.dup(1), os.dup(2)
@@ -165,7 +175,7 @@ class Redirected:
         os.dup2(self.fd, 2)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         for target, saved in zip((1, 2), self.saved):
@@ -173,7 +183,7 @@ class Redirected:
             os.close(saved)
 
 
-def captured(fn):
+def captured(fn: Callable[[], T]) -> tuple[T | Exception, str]:
     """(fn()'s result or its exception, what was written to fd 1 and 2 meanwhile)."""
     with tempfile.TemporaryFile() as f:
         with Redirected(f.fileno()):
@@ -197,7 +207,7 @@ class _CapData(ctypes.Structure):
 _CAP_VERSION_3 = 0x20080522
 
 
-def capabilities():
+def capabilities() -> list[int] | None:
     """The calling thread's effective capability set, as two 32-bit words."""
     hdr, data = _CapHeader(_CAP_VERSION_3, 0), (_CapData * 2)()
     if _libc.capget(ctypes.byref(hdr), data) != 0:
@@ -209,10 +219,10 @@ class Privileges:
     """This thread's effective capabilities lowered to the client's for the block: a program is
     loaded with the privileges of the thread that asked (the verifier's rules depend on them)."""
 
-    def __init__(self, effective):
+    def __init__(self, effective: Sequence[int] | None) -> None:
         self.effective = effective
 
-    def __enter__(self):
+    def __enter__(self) -> Privileges:
         self.saved = None
         if not self.effective:
             return self
@@ -227,7 +237,7 @@ class Privileges:
         self.hdr, self.data = hdr, data
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         if self.saved and self.saved != [d.effective for d in self.data]:
             for d, eff in zip(self.data, self.saved):
                 d.effective = eff
@@ -237,16 +247,19 @@ class Privileges:
 class Entry:
     """What a re-run of a cached source needs: the module, instructions, relocations, maps."""
 
-    def __init__(self, bpf, functions, tables, license, deps):
+    def __init__(self, bpf: Any, functions: list[str], tables: list[Message], license: str,
+                 deps: list[tuple[str, Identity]]) -> None:
         self.bpf, self.functions, self.tables, self.license = bpf, functions, tables, license
         self.insns, self.relocs, self.specs = {}, {}, []
         self.deps = deps              # [(header, identity)] of every header the compile read
 
-    def headers_unchanged(self):
+    def headers_unchanged(self) -> bool:
+        """True if no header the compile read has changed since."""
         return all(file_identity(path) == ident for path, ident in self.deps)
 
 
-def file_identity(path):
+def file_identity(path: str) -> Identity | None:
+    """(device, inode, size, mtime, ctime) of `path`, or None when it cannot be read."""
     try:
         st = os.stat(path)
     except OSError:
@@ -254,7 +267,7 @@ def file_identity(path):
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
-def included(text, kernel_dir):
+def included(text: str, kernel_dir: str) -> list[tuple[str, Identity]] | None:
     """[(path, identity)] of every header clang read (the text of its -MD dependency file): bcc's
     own /virtual/ headers aside (bcc's version is in the key), paths relative to the kernel tree,
     where bcc compiles. None when a header cannot be found again (then the source is not cached)."""
@@ -274,7 +287,9 @@ def included(text, kernel_dir):
 
 
 class Helper:
-    def __init__(self, sock):
+    """The helper's side of the socket: compiles, re-runs from its cache, replies."""
+
+    def __init__(self, sock: socket.socket) -> None:
         import bcc
         from bcc import libbcc
         self.bcc, self.lib, self.sock = bcc, libbcc.lib, sock
@@ -288,7 +303,8 @@ class Helper:
         self.cache = collections.OrderedDict()
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
 
-    def serve(self):
+    def serve(self) -> None:
+        """Answer requests until the client closes the socket."""
         while True:
             req, fds = recv(self.sock)
             if req is None:
@@ -309,7 +325,8 @@ class Helper:
                 for fd in out:
                     os.close(fd)
 
-    def handle(self, req, fds):
+    def handle(self, req: Message, fds: Sequence[int]) -> tuple[Message, list[int]]:
+        """The reply to `req` and the file descriptors that go with it."""
         if req.get("op") == "ping":
             return {"status": "ok", "pid": os.getpid()}, []
         if req.get("op") != "compile" or len(fds) != 1:
@@ -332,12 +349,14 @@ class Helper:
                 self.drop(key)            # something changed under us: compile it afresh
         return self.compile(req, fds[0])
 
-    def drop(self, key):
+    def drop(self, key: str) -> None:
+        """Forget the cached compile under `key`."""
         entry = self.cache.pop(key, None)
         if entry is not None:
             entry.bpf.cleanup()
 
-    def compile(self, req, out_fd):
+    def compile(self, req: Message, out_fd: int) -> tuple[Message, list[int]]:
+        """Compile and load `req` with bcc, clang's output going to `out_fd`; the reply and fds."""
         bcc, lib = self.bcc, self.lib
         text, cflags = req["text"].encode(), list(req["cflags"])
         # -MD: clang lists every header it read, which the cache checks before a re-run; into an
@@ -395,10 +414,11 @@ class Helper:
         return reply, fds
 
     @staticmethod
-    def public(tables):
+    def public(tables: list[Message]) -> list[Message]:
+        """The tables as the client gets them: "has_fd" for the fd number."""
         return [{**{k: v for k, v in t.items() if k != "fd"}, "has_fd": t["fd"] >= 0} for t in tables]
 
-    def release(self, b, tables):
+    def release(self, b: Any, tables: list[Message]) -> None:
         """Let go of the first compile's programs and maps (the client has its own fds now). The
         module keeps its fd numbers, pointed at /dev/null, so that its own cleanup stays harmless."""
         for name, fn in list(b.funcs.items()):
@@ -408,7 +428,8 @@ class Helper:
             if t["fd"] >= 0:
                 os.dup2(self.devnull, t["fd"])
 
-    def remember(self, b, functions, tables, license, headers):
+    def remember(self, b: Any, functions: list[str], tables: list[Message], license: str,
+                 headers: list[tuple[str, Identity]] | None) -> Entry | None:
         """An Entry for re-runs, or None when this program cannot be made again without clang
         (or its headers cannot be checked later)."""
         if headers is None:
@@ -446,7 +467,7 @@ class Helper:
             entry.insns[fn], entry.relocs[fn] = insns, relocs
         return entry
 
-    def rerun(self, entry):
+    def rerun(self, entry: Entry) -> tuple[Message, list[int]]:
         """Fresh maps like the first compile's, the instructions pointed at them, verified again."""
         lib, mod = self.lib, entry.bpf.module
         made, fns, btf_fds = [], [], {}
@@ -493,7 +514,7 @@ class Helper:
                  "functions": entry.functions, "tables": self.public(entry.tables)}
         return reply, fns + [m for m in made if m >= 0]
 
-    def rejected(self, req, b, fn, log):
+    def rejected(self, req: Message, b: Any, fn: str, log: str) -> Message:
         """The verifier's verdict on `fn`, with what the client needs to explain it: the full log
         when bcc printed none (E2BIG), the instruction → line listing when the log has no line
         information (it costs a second compile, on this error path only)."""
@@ -514,7 +535,7 @@ class Helper:
         return {"status": "verifier_error", "function": fn, "log": log, "listing": listing,
                 "full": full}
 
-    def full_log(self, b, fn, size=1 << 21):
+    def full_log(self, b: Any, fn: str, size: int = 1 << 21) -> str:
         """Verify `fn` again with a log buffer of our own: bcc prints no log when the kernel
         answers E2BIG, and the kernel keeps the end of a log that does not fit."""
         lib, mod, name = self.lib, b.module, fn.encode()
@@ -537,7 +558,8 @@ def _die_with_client(life_fd):
     os._exit(0)
 
 
-def main(sock_fd, life_fd):
+def main(sock_fd: int, life_fd: int) -> None:
+    """The helper process: serve on socket `sock_fd`; exit when pipe `life_fd` closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_die_with_client, args=(life_fd,), daemon=True).start()
     sock = socket.socket(fileno=sock_fd)

@@ -14,6 +14,8 @@ the kept instructions again (see compile_helper's doc), which takes milliseconds
 that map, `.cleanup()` closes everything. What needs bcc's compiled module (the table and event
 descriptions) came with the reply.
 """
+from __future__ import annotations
+
 import atexit
 import dataclasses
 import hashlib
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any, Sequence
 
 from xdplab.program import compile_helper as wire
 from xdplab.errors import LabError
@@ -33,13 +36,15 @@ from xdplab.kernel.libbpf import decode_table_type
 
 HELPER = Path(__file__).resolve().parent / "compile_helper.py"
 _lock = threading.RLock()
-_helper = None
+_helper: Helper | None = None
+# bcc's objects (a Table, a BPF.Function) are typed Any: bcc has no type hints, and the unit tier
+# runs without it
 
 
 class Crashed(Exception):
     """The helper died while compiling (LLVM ended it); .text is what it printed."""
 
-    def __init__(self, text):
+    def __init__(self, text: str) -> None:
         super().__init__(text)
         self.text = text
 
@@ -47,7 +52,7 @@ class Crashed(Exception):
 class Failed(Exception):
     """clang rejected the source (.text: its diagnostics) or the verifier a function (.reply)."""
 
-    def __init__(self, text, reply=None):
+    def __init__(self, text: str, reply: dict[str, Any] | None = None) -> None:
         super().__init__(text)
         self.text, self.reply = text, reply
 
@@ -60,7 +65,7 @@ class NotSent(Exception):
 class Helper:
     """One running helper: its process, the socket, and the pipe that keeps it alive."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         life_r, life_w = os.pipe()            # both ends close-on-exec (os.pipe's default)
         try:
@@ -79,10 +84,14 @@ class Helper:
         self.pid = self.proc.pid
         self.owner = os.getpid()          # a forked child must not talk on its parent's socket
 
-    def alive(self):
+    def alive(self) -> bool:
+        """True while the helper process runs."""
         return self.proc.poll() is None
 
-    def request(self, msg, fds=()):
+    def request(self, msg: dict[str, Any],
+                fds: Sequence[int] = ()) -> tuple[dict[str, Any], list[int]]:
+        """Send `msg` (and `fds`) and wait for the reply: (reply, the fds that came with it).
+        NotSent if it could not be sent, EOFError if the helper exited before replying."""
         try:
             wire.send(self.sock, msg, fds)
         except OSError as e:
@@ -92,7 +101,8 @@ class Helper:
             raise EOFError("the compile helper exited")
         return reply, got
 
-    def stop(self):
+    def stop(self) -> None:
+        """Close the socket and the pipe (the helper exits), and wait for the process."""
         for close in (self.sock.close, lambda: os.close(self.life)):
             try:
                 close()
@@ -105,7 +115,7 @@ class Helper:
             self.proc.wait()
 
 
-def helper():
+def helper() -> Helper:
     """The running helper, started if there is none."""
     global _helper
     with _lock:
@@ -118,7 +128,7 @@ def helper():
         return _helper
 
 
-def prestart():
+def prestart() -> None:
     """Start the helper now (a lab is being made, so a compile is coming)."""
     try:
         helper()
@@ -126,7 +136,7 @@ def prestart():
         pass                              # load() will start it, or say what is wrong
 
 
-def restart():
+def restart() -> Helper:
     """Stop the helper (if any) and start a new one."""
     with _lock:                          # (an RLock: _stop and helper take it too)
         _stop()
@@ -178,7 +188,8 @@ def _include_identity(path, limit=500):
     return out
 
 
-def kernel_identity():
+def kernel_identity() -> tuple[str, str, str]:
+    """(release, version, machine) of the running kernel."""
     try:
         version = Path("/proc/sys/kernel/version").read_text().strip()
     except OSError:
@@ -186,7 +197,8 @@ def kernel_identity():
     return platform.release(), version, platform.machine()
 
 
-def cache_key(text, cflags, functions, kernel_source):
+def cache_key(text: str, cflags: Sequence[str], functions: Sequence[str],
+              kernel_source: str | None) -> str:
     """The hash a compiled program is kept under: source, cflags, the functions loaded, the
     header tree (bcc's kernel tree and every -I directory), the kernel and bcc's version."""
     import bcc
@@ -199,7 +211,7 @@ def cache_key(text, cflags, functions, kernel_source):
 
 
 # -- loading --------------------------------------------------------------------------------------------
-def load(text, cflags, functions):
+def load(text: str, cflags: Sequence[str], functions: Sequence[str]) -> Loaded:
     """Compile `text` with `cflags` and load `functions` (XDP) in the helper → Loaded.
     Raises Crashed (LLVM ended the helper: .text), Failed (clang's .text, or the verifier's
     .reply), LabError (the helper could not be started or failed itself)."""
@@ -251,7 +263,7 @@ class TableInfo:
     max_entries: int
     key_desc: str
     leaf_desc: str
-    fields: list
+    fields: list[str]
 
 
 class Loaded:
@@ -260,7 +272,7 @@ class Loaded:
 
     module = None                 # no bcc module in this process: bcc's Tables get what they need
 
-    def __init__(self, reply, fds, output=""):
+    def __init__(self, reply: dict[str, Any], fds: Sequence[int], output: str = "") -> None:
         from bcc import BPF
         self.Function = BPF.Function
         self.cached = reply.get("cached", False)
@@ -270,21 +282,22 @@ class Loaded:
         names = reply["functions"]
         self.funcs = {n: BPF.Function(self, n, fd) for n, fd in zip(names, fds)}
         rest = iter(fds[len(names):])
-        self.table_info = {}
+        self.table_info: dict[str, TableInfo] = {}
         for t in reply["tables"]:
             fd = next(rest) if t["has_fd"] else -1
             self.table_info[t["name"]] = TableInfo(t["name"], t["index"], fd, t["type"], t["flags"],
                                                    t["max_entries"], t["key_desc"], t["leaf_desc"],
                                                    t["fields"])
-        self.tables = {}
+        self.tables: dict[str, Any] = {}         # name → bcc's Table, made when first asked for
 
-    def table_names(self):
+    def table_names(self) -> list[str]:
+        """The names of the program's maps."""
         return list(self.table_info)
 
-    def __contains__(self, name):
+    def __contains__(self, name: str | bytes) -> bool:
         return (name.decode() if isinstance(name, bytes) else name) in self.table_info
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str | bytes) -> Any:
         """bcc's Table object for map `name`."""
         name = name.decode() if isinstance(name, bytes) else name
         if name not in self.tables:
@@ -293,10 +306,13 @@ class Loaded:
             self.tables[name] = _bcc_table(self, self.table_info[name])
         return self.tables[name]
 
-    def get_table(self, name, keytype=None, leaftype=None, reducer=None):
+    def get_table(self, name: str | bytes, keytype: Any = None, leaftype: Any = None,
+                  reducer: Any = None) -> Any:
+        """bcc.BPF.get_table's signature: bcc's Table for map `name` (the types are the map's own,
+        whatever is passed)."""
         return self[name]
 
-    def cleanup(self):
+    def cleanup(self) -> None:
         """Close every program and map fd of this load (the kernel frees what nothing else holds)."""
         for t in self.tables.values():
             for key in list(getattr(t, "_open_key_fds", {})):

@@ -59,6 +59,8 @@ with one thread, however many TraceLogs are open; each keeps the lines matching 
 thread ends when the last TraceLog is closed (or its lab closes, or at exit). `lost` counts lines
 the kernel dropped because its buffer was full.
 """
+from __future__ import annotations
+
 import atexit
 import collections
 import copy
@@ -73,10 +75,16 @@ import threading
 import time
 import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Sequence
 
 from xdplab import maps, text, views
 from xdplab.errors import LabError, PrivilegeError, SetupError, check_count, is_count
 from xdplab.kernel.libbpf import bcc_callback_types
+
+if TYPE_CHECKING:
+    from xdplab.lab.topology import Lab
+    from xdplab.maps.codecs import Decoded, Kinds
+    from xdplab.program.program import Program
 
 POLL_MS = 100                   # reader threads wake this often to see whether to stop
 KEEP = 10_000                   # events / trace lines kept
@@ -105,9 +113,10 @@ class in6_addr(ctypes.Union):              # noqa: N801 — maps types a struct 
     _fields_ = [("u6_addr8", ctypes.c_uint8 * 16), ("u6_addr32", ctypes.c_uint32 * 4)]
 
 
-def event_type(bpf, map_name):
+def event_type(bpf: Any, map_name: str) -> tuple[type[ctypes.Structure], dict[str, tuple[str, ...]]]:
     """(ctypes Structure, {field: (C type name,)}) of what `map_name` carries, from bcc's
-    description of the struct passed to perf_submit/ringbuf_output."""
+    description of the struct passed to perf_submit/ringbuf_output. `bpf` is a Program's
+    .bpf: a compiler.Loaded, or a bcc.BPF."""
     info = getattr(bpf, "table_info", {}).get(map_name)
     if info is not None:                       # described by the compile helper
         described = info.fields
@@ -155,7 +164,8 @@ def _cell(v):
     return f"{v:.6f}" if isinstance(v, float) else text.fmt_value(v)
 
 
-def table_html(summary, columns, rows, notes=()):
+def table_html(summary: str, columns: Sequence[str], rows: Sequence[Sequence[object]],
+               notes: Iterable[str] = ()) -> str:
     """A scrolling table in the look of xdplab's widgets (rows: lists of values, in order)."""
     e = text.escape
     head = "".join(f"<th>{e(c)}</th>" for c in columns)
@@ -184,7 +194,7 @@ class _Live:
         lab.on_close(lab_closed)
         _live.add(self)
 
-    def wait(self, n=1, timeout=10.0):
+    def wait(self, n: int = 1, timeout: float = 10.0) -> bool:
         """True once `count` reaches n; False after `timeout` seconds or when the log is closed."""
         deadline = time.monotonic() + timeout
         while self.count < n:
@@ -193,13 +203,14 @@ class _Live:
             time.sleep(0.02)
         return True
 
-    def widget(self):
+    def widget(self) -> Any:           # an ipywidgets widget: the runtime does not import the UI
         """The live table (xdplab.ui.logs.LogView: the live widgets' frame with pause and refresh
         interval), refreshed every `interval` seconds in the background; the same one until it
         is closed, and closing it closes the log."""
         return views.view("log", self)
 
-    def _repr_mimebundle_(self, include=None, exclude=None):
+    def _repr_mimebundle_(self, include: Collection[str] | None = None,
+                          exclude: Collection[str] | None = None) -> dict[str, Any] | None:
         """In a Jupyter kernel, the live view; IPython adds _repr_html_ for other front-ends.
         None elsewhere, without loading any UI."""
         return views.mimebundle("log", self, include, exclude)
@@ -208,18 +219,18 @@ class _Live:
         if self.live_view is not None:           # the view shows the last table and stops refreshing
             self.live_view.source_stopped()
 
-    def __enter__(self):
+    def __enter__(self) -> _Live:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-_live = weakref.WeakSet()
+_live: weakref.WeakSet[_Live] = weakref.WeakSet()
 
 
 @atexit.register
-def close_all():
+def close_all() -> None:
     """Close every EventLog and TraceLog of this process (and wait for their threads)."""
     for log in list(_live):
         log.close("Python exits")
@@ -232,8 +243,10 @@ _readers = {}                   # (id(program), map name) → the EventLog readi
 class EventLog(_Live):
     """The events a program sends through perf or ring buffer `map_name`; see the module doc."""
 
-    def __init__(self, program, map_name, max_rows=200, sample=None, *, interval=0.5, pages=64,
-                 declare=None, lost_map=None, ctype=None):
+    def __init__(self, program: Program, map_name: str, max_rows: int = 200,
+                 sample: int | None = None, *, interval: float = 0.5, pages: int = 64,
+                 declare: Kinds | None = None, lost_map: str | None = None,
+                 ctype: type[ctypes.Structure] | None = None) -> None:
         program.check_open()
         m = program.maps[map_name]
         if m.kind not in ("perf_event_array", "ringbuf"):
@@ -446,12 +459,12 @@ class EventLog(_Live):
 
     # -- the public side --------------------------------------------------------------------------
     @property
-    def events(self):
+    def events(self) -> list[dict[str, Decoded | float]]:
         """The kept events, oldest first: dicts {'t': seconds, field: typed value, ...}."""
         return list(self._events)
 
     @property
-    def lost(self):
+    def lost(self) -> int:
         """Events the program could not send: reported by perf, or counted by the program in its
         <map>_lost map for a ring buffer (0 when it has none)."""
         if self.kind == "perf_event_array":
@@ -459,10 +472,11 @@ class EventLog(_Live):
         return self._read_lost()
 
     @property
-    def running(self):
+    def running(self) -> bool:
+        """True while the reader thread runs."""
         return self._thread.is_alive()
 
-    def close(self, reason="closed"):
+    def close(self, reason: str = "closed") -> None:
         """Stop reading (the thread ends within 0.1 s; waited for). Safe to call twice."""
         if self.closed is None:
             self.closed = reason
@@ -494,7 +508,7 @@ class EventLog(_Live):
                          f"calls in a map {self.map_name}_lost)")
         return table_html(self._summary(), columns, rows, notes)
 
-    def title(self):
+    def title(self) -> str:
         """The HTML title of its live view."""
         kind = "perf buffer" if self.kind == "perf_event_array" else "ring buffer"
         return (f'<span class="xdplab-w"><b>{text.escape(self.map_name)}</b> <span class="cap">'
@@ -513,7 +527,7 @@ _LINE = re.compile(r"^\s*(?P<task>.*?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P
 _LOST = re.compile(r"CPU:\d+ \[LOST (\d+) EVENTS\]")
 
 
-def parse_trace_line(line):
+def parse_trace_line(line: str) -> TraceLine | int | None:
     """A TraceLine from one line of trace_pipe, an int (lines the kernel lost) or None."""
     m = _LINE.match(line)
     if m:
@@ -523,7 +537,7 @@ def parse_trace_line(line):
     return int(m[1]) if m else None
 
 
-def trace_dir():
+def trace_dir() -> str:
     """The tracefs directory, mounting tracefs at /sys/kernel/tracing when it is not there."""
     for d in TRACE_DIRS:
         if os.path.exists(os.path.join(d, "trace_pipe")):
@@ -636,7 +650,8 @@ class TraceLog(_Live):
     """bpf_trace_printk() output (all of it, or the lines whose message starts with `prefix`) as
     a live table; `lab` (a Lab, or a Program for its lab) closes it when the lab closes."""
 
-    def __init__(self, prefix=None, lab=None, max_rows=200, *, interval=0.5):
+    def __init__(self, prefix: str | None = None, lab: Lab | Program | None = None,
+                 max_rows: int = 200, *, interval: float = 0.5) -> None:
         self.prefix, self.max_rows = prefix, max_rows
         self.interval = text.check_interval(interval)
         self.lab = getattr(lab, "lab", lab)
@@ -658,11 +673,11 @@ class TraceLog(_Live):
                 self.count += 1
 
     @property
-    def lines(self):
+    def lines(self) -> list[TraceLine]:
         """The kept lines, oldest first: TraceLine(time, task, pid, cpu, flags, event, message)."""
         return list(self._lines)
 
-    def close(self, reason="closed"):
+    def close(self, reason: str = "closed") -> None:
         """Stop receiving lines (the reader thread ends with the last open TraceLog)."""
         if self.closed is None:
             self.closed = reason
@@ -683,7 +698,7 @@ class TraceLog(_Live):
                 for ln in list(self._lines)[-self.max_rows:][::-1]]
         return table_html(self._summary(), ["time (s)", "task", "pid", "cpu", "message"], rows)
 
-    def title(self):
+    def title(self) -> str:
         """The HTML title of its live view."""
         return ('<span class="xdplab-w"><b>bpf_trace_printk</b> <span class="cap">trace_pipe '
                 '(the whole machine)</span></span>')

@@ -23,6 +23,8 @@ from xdplab.kernel import netns
 from xdplab.errors import ClosedError, LabError, SetupError
 
 if TYPE_CHECKING:
+    from scapy.packet import Packet
+
     from xdplab.lab.topology import Host, Interface, Lab
     from xdplab.program.events import EventLog
     from xdplab.program.testrun import TestRunResult
@@ -47,7 +49,7 @@ def _bcc():
     return bcc
 
 
-def xdp_functions(source):
+def xdp_functions(source: str) -> list[str]:
     """Names of the XDP programs in C `source`: non-static functions `int NAME(struct xdp_md *)`,
     outside comments and strings (static ones are helpers the compiler inlines)."""
     from xdplab.diagnostics import code_only
@@ -60,8 +62,9 @@ def xdp_functions(source):
     return names
 
 
-def read_source(source):
-    """C text from `source`: C text itself, a path, or a file name under bpf/."""
+def read_source(source: str | Path) -> tuple[str, str | None]:
+    """(C text, the file's path or None) from `source`: C text itself, a path, or a file name
+    under bpf/."""
     if isinstance(source, Path) or ("\n" not in source and source.strip().endswith(".c")):
         for path in (Path(source), BPF_DIR / source):
             if path.is_file():
@@ -87,7 +90,8 @@ class Attachment:
 
 
 class Program:
-    def __init__(self, lab: Lab, source: str, cflags: Sequence[str] = (), name: str | None = None):
+    def __init__(self, lab: Lab, source: str | Path, cflags: Sequence[str] = (),
+                 name: str | None = None) -> None:
         from xdplab import diagnostics
         self.lab = lab
         self.source, self.path = read_source(source)
@@ -207,7 +211,8 @@ class Program:
         return EventLog(self, map_name, **options)
 
     # -- running on single packets -----------------------------------------------------------------
-    def test_run(self, packet: Any, fn: str | None = None, repeat: int = 1) -> TestRunResult:
+    def test_run(self, packet: Packet | bytes, fn: str | None = None,
+                 repeat: int = 1) -> TestRunResult:
         """Run XDP function `fn` on one packet (scapy or bytes) in the kernel, no network needed:
         returns a result with .verdict, .packet (output), .diff and .ns_per_packet."""
         from xdplab.program import testrun
@@ -223,7 +228,7 @@ class Program:
             self.bpf = None
 
 
-def set_xdp(ns, ifname, fd, mode):
+def set_xdp(ns: str | None, ifname: str, fd: int, mode: str) -> None:
     """Attach program `fd` to interface `ifname` of namespace `ns` (None: this machine's own) in
     `mode`, replacing what is there in one netlink call; fd -1 removes it."""
     from bcc import libbcc
@@ -239,7 +244,7 @@ def set_xdp(ns, ifname, fd, mode):
                        "try mode='generic'" if mode == "native" and fd >= 0 else None)
 
 
-def veth_rule(iface, source):
+def veth_rule(iface: Interface, source: str) -> list[str]:
     """The veth rule, a classic trap. A frame that XDP sends out of a veth is handed straight to
     the peer's NAPI receive path:
       * XDP_TX (back out of `iface`): the peer only picks such frames up when it has a native XDP

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import difflib
 import os
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from xdplab.kernel import bpf as kernel
 from xdplab.errors import ClosedError, LabError, PrivilegeError, check_count
 from xdplab.kernel.constants import MAX_REPEAT
 from xdplab.text import escape
+
+if TYPE_CHECKING:
+    from scapy.packet import Packet
 
 # Unset Ethernet addresses are filled with these (scapy would otherwise ARP on this machine's
 # own network to find a destination MAC): locally administered, easy to spot in a diff.
@@ -26,7 +29,7 @@ DEFAULT_SRC_MAC = "02:00:00:00:00:01"
 DEFAULT_DST_MAC = "02:00:00:00:00:02"
 
 
-def verdict_name(retval):
+def verdict_name(retval: int) -> str:
     """XDP action name of a return value; anything else is what the kernel treats as ABORTED."""
     if 0 <= retval < len(kernel.XDP_ACTIONS):
         return kernel.XDP_ACTIONS[retval]
@@ -38,7 +41,7 @@ def _ether():
     return Ether
 
 
-def parse(data):
+def parse(data: bytes) -> Packet:
     """bytes → scapy Ether (Raw when too short to be Ethernet)."""
     from scapy.packet import Raw
     try:
@@ -47,7 +50,7 @@ def parse(data):
         return Raw(data)
 
 
-def frame_bytes(packet):
+def frame_bytes(packet: Packet | bytes | bytearray | memoryview) -> bytes:
     """Bytes of a frame given as bytes or a scapy packet. A packet without an Ethernet header
     gets one; unset MAC addresses are filled with DEFAULT_*_MAC."""
     if isinstance(packet, (bytes, bytearray, memoryview)):
@@ -77,7 +80,8 @@ class Change(NamedTuple):
     after: object
 
     @property
-    def kind(self):
+    def kind(self) -> Literal["changed", "added", "removed"]:
+        """"changed" for a field, "added" or "removed" for a whole layer."""
         if self.field is not None:
             return "changed"
         return "added" if self.before is None else "removed"
@@ -108,7 +112,7 @@ def _show(layer, field, value):
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def diff_packets(before, after):
+def diff_packets(before: Packet, after: Packet) -> Diff:
     """Field-level changes between two parsed packets, layer by layer."""
     a, b = _layers(before), _layers(after)
     names = lambda ls: [type(x).__name__ for x in ls]
@@ -132,11 +136,12 @@ def diff_packets(before, after):
 class Diff(list):
     """A list of Change records that prints as a table."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self._shown = []          # (before, after) as printed, one pair per change
+        self._shown: list[tuple[str, str]] = []          # (before, after) as printed, one pair per change
 
-    def add(self, change, before_text, after_text):
+    def add(self, change: Change, before_text: str, after_text: str) -> None:
+        """Add `change`, shown as `before_text` → `after_text`."""
         self.append(change)
         self._shown.append((before_text, after_text))
 
@@ -169,7 +174,7 @@ class TestRunResult:
     __test__ = False        # not a pytest test class, despite the name
 
     def __init__(self, retval: int, data_in: bytes, data_out: bytes, duration_ns: int,
-                 repeat: int):
+                 repeat: int) -> None:
         self.retval = retval
         self.verdict = verdict_name(retval)
         self.input_bytes = data_in
@@ -217,7 +222,7 @@ class TestRunResult:
         return "\n".join(lines)
 
 
-def check_frame(data, limit=kernel.TEST_RUN_MAX_LINEAR):
+def check_frame(data: bytes, limit: int = kernel.TEST_RUN_MAX_LINEAR) -> None:
     """LabError for frames XDP cannot be given: empty, shorter than Ethernet, too big."""
     if not data:
         raise LabError("the packet is empty (0 bytes)",
@@ -232,7 +237,7 @@ def check_frame(data, limit=kernel.TEST_RUN_MAX_LINEAR):
                        "send a smaller payload")
 
 
-def run(prog_fd: int, packet: Any, repeat: int = 1) -> TestRunResult:
+def run(prog_fd: int, packet: Packet | bytes, repeat: int = 1) -> TestRunResult:
     """Run the loaded XDP program `prog_fd` on `packet` (scapy or bytes). With repeat > 1 it also
     runs `repeat` more times for a steadier ns_per_packet (map side effects happen each time)."""
     check_count(repeat, "repeat", most=MAX_REPEAT, example=1000)
@@ -250,7 +255,7 @@ def run(prog_fd: int, packet: Any, repeat: int = 1) -> TestRunResult:
     return TestRunResult(retval, data, out, duration, repeat)
 
 
-def test_run_error(e):
+def test_run_error(e: OSError) -> LabError:
     """The LabError that says what an OSError `e` of BPF_PROG_TEST_RUN means, and what to do."""
     if e.errno == 1 or e.errno == 13:    # EPERM, EACCES
         return PrivilegeError("the kernel refused BPF_PROG_TEST_RUN: not enough privilege",

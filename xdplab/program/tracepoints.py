@@ -52,15 +52,21 @@ an older kernel's event lacks reads as 0.
     trace.total("bulk_tx")
     trace.missing      # () on this kernel
 """
+from __future__ import annotations
+
 import collections
 import os
 import re
+from typing import TYPE_CHECKING, Any, Collection, Mapping
 
 from xdplab.kernel import headers, netdev
 from xdplab.errors import ClosedError, LabError, SetupError
 from xdplab.kernel.constants import (BTF_KIND_QUALIFIERS, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF,
                                      XDP_ACTIONS)
 from xdplab.kernel.libbpf import BtfType, libbpf
+
+if TYPE_CHECKING:
+    from xdplab.lab.topology import Lab
 
 ACTIONS = XDP_ACTIONS
 KINDS = ("exception", "redirect_err", "devmap_xmit", "bulk_tx", "cpumap_enqueue", "cpumap_kthread")
@@ -163,7 +169,7 @@ PROBES = {
 Event = collections.namedtuple("Event", "program iface kind action err")
 
 
-def format_fields(text):
+def format_fields(text: str) -> set[str]:
     """The field names a tracefs `format` file declares (`text`: the file's content), the
     common_* fields included: {"common_type", ..., "prog_id", "act", "ifindex"}. Lines that
     declare no field (name:, ID:, print fmt:, blank ones) are skipped, and so is a field line
@@ -178,7 +184,7 @@ def format_fields(text):
     return names
 
 
-def event_fields(event):
+def event_fields(event: str) -> set[str] | None:
     """The field names of tracepoint xdp:`event` on this kernel (format_fields() of its tracefs
     format file), or None when it has none."""
     for root in TRACEFS:
@@ -194,7 +200,7 @@ def event_fields(event):
 _OFFSETS = []
 
 
-def netdev_offsets():
+def netdev_offsets() -> dict[str, int] | None:
     """{"OFF_IFINDEX", "OFF_ND_NET", "OFF_NS_INUM": bytes} — where struct net_device keeps its
     ifindex and its namespace (possible_net_t nd_net: a struct net *), and where struct net keeps
     its inode number (ns.inum) — from the running kernel's BTF (read with libbpf), or None."""
@@ -252,13 +258,13 @@ def _read_offsets():
     return {name: bits // 8 for name, bits in offsets.items()}
 
 
-def describe(k):
+def describe(k: Any) -> tuple[str, str, tuple[str, str]]:
     """(kind, action, (program, interface)) of a key `k` of the counting program's table (a struct
     event_key): the names from KINDS and the XDP actions (a number neither has stays a number, as
     text), and where it happened in its numbers alone, as counts(everything=True) shows an event
     no lab program is behind: ("prog id 12", "ifindex 2"), ("cpumap id 7", "cpu 1"), ("ifindex 3",
     "ifindex 4") for a devmap flush (from, to), with the namespace's inode where a raw probe read
-    it."""
+    it. (`k` is a ctypes struct of bcc's, typed Any: bcc has no type hints.)"""
     kind = KINDS[k.kind] if k.kind < len(KINDS) else str(k.kind)
     action = ACTIONS[k.act] if k.act < len(ACTIONS) else str(k.act)
     if kind in ("devmap_xmit", "bulk_tx"):
@@ -276,13 +282,14 @@ def describe(k):
     return kind, action, where
 
 
-def raw_probe(kind, fields, offsets):
+def raw_probe(kind: str, fields: Collection[str] | None, offsets: Mapping[str, int] | None) -> bool:
     """Whether `kind` is traced with its raw tracepoint (the device, and so its namespace)."""
     return bool(offsets) and kind in RAW and fields is not None and \
         {f for f in fields if not f.startswith("common_")} == RAW[kind][1]
 
 
-def source(fields, offsets=None):
+def source(fields: Mapping[str, Collection[str] | None],
+           offsets: Mapping[str, int] | None = None) -> str:
     """The tracing program for the events in `fields` ({event: its field names}), with raw probes
     for the events that name devices where `offsets` (netdev_offsets()) are known."""
     out = [HEAD]
@@ -306,7 +313,7 @@ class Tracepoints:
     exceptions and refused redirects by program, and the frames dropped at a flush (devmap_xmit,
     bulk_tx) or on the way to another CPU (cpumap_*) credited to the lab program behind them."""
 
-    def __init__(self, lab):
+    def __init__(self, lab: Lab) -> None:
         lab.check_open()
         headers.ensure()
         from bcc import BPF
@@ -443,7 +450,7 @@ class Tracepoints:
             self._upto[raw] = value
         return self._credited.get(raw, {}).items()
 
-    def counts(self, everything=False):
+    def counts(self, everything: bool = False) -> dict[Event, int]:
         """{Event(program, iface, kind, action, err): count} for this lab's programs (all
         programs on the machine with everything=True, the unknown ones named by id)."""
         if self.bpf is None:
@@ -480,7 +487,7 @@ class Tracepoints:
             out[event] = out.get(event, 0) + v.value
         return out
 
-    def total(self, kind="exception", action=None):
+    def total(self, kind: str = "exception", action: str | None = None) -> int:
         """How many events of `kind` (and `action`) this lab's programs caused (for the kinds that
         count drops: how many frames were dropped)."""
         if kind not in KINDS:
@@ -488,12 +495,14 @@ class Tracepoints:
         return sum(n for e, n in self.counts().items()
                    if e.kind == kind and (action is None or e.action == action))
 
-    def clear(self):
+    def clear(self) -> None:
+        """Forget the counts so far (counting goes on)."""
         self._table.clear()
         self._credited.clear()
         self._upto.clear()
 
-    def close(self):
+    def close(self) -> None:
+        """Stop counting: unload the tracing program."""
         if self.bpf is not None:
             self.bpf.cleanup()
             self.bpf = None
