@@ -13,6 +13,8 @@ blank line after the `{` of every non-static function, and rewrites map calls su
 `m.lookup(&k)` in place. `learner_line` undoes that, and checks the result against the source
 text the log quotes.
 """
+from __future__ import annotations
+
 import contextlib
 import ctypes
 import difflib
@@ -20,6 +22,7 @@ import os
 import re
 import sys
 import tempfile
+from typing import Any, Iterator
 
 from xdplab.errors import CompileError, PrivilegeError, VerifierError
 
@@ -43,7 +46,7 @@ class Captured:
 
 
 @contextlib.contextmanager
-def capture_stderr():
+def capture_stderr() -> Iterator[Captured]:
     """Redirect file descriptor 2 (where libbcc, clang and LLVM print) to a temporary file for the
     duration of the block, so the text can be parsed and does not spill into the notebook. Python's
     sys.stderr is flushed on both sides. fd 2 is per process: output of other threads during the
@@ -67,7 +70,7 @@ def capture_stderr():
 _LITERALS = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
 
 
-def code_only(source):
+def code_only(source: str) -> str:
     """`source` with comments, literals and preprocessor lines blanked; newlines kept."""
     code = _LITERALS.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), source)
     out, cont = [], False
@@ -78,7 +81,7 @@ def code_only(source):
     return "\n".join(out)
 
 
-def functions(source):
+def functions(source: str) -> list[tuple[str, int, int, int, bool]]:
     """Top-level function definitions: [(name, first_line, brace_line, last_line, is_static)]."""
     code = code_only(source)
     line_of = lambda pos: code.count("\n", 0, pos) + 1
@@ -106,7 +109,7 @@ def functions(source):
     return found
 
 
-def rewritten_lines(source):
+def rewritten_lines(source: str) -> dict[int, int]:
     """{learner line: line in bcc's rewritten main.c} (the coordinates of BTF line info)."""
     fns = functions(source)
     n = source.count("\n") + 1
@@ -118,7 +121,7 @@ def _norm(text):
     return " ".join(text.split())
 
 
-def learner_line(source, rewritten, text=None):
+def learner_line(source: str, rewritten: int, text: str | None = None) -> int | None:
     """The learner's line for line `rewritten` of bcc's main.c, whose text (as quoted in the log)
     is `text`. The computed position is checked against the text; if bcc rewrote the line (map
     calls) or the layout is unexpected, the most similar nearby line wins."""
@@ -585,7 +588,7 @@ def _explain_compile(msg, notes, text="", source="", later=(), line=None):
     return GENERIC_COMPILE, None
 
 
-def compile_error(stderr_text, source):
+def compile_error(stderr_text: str | None, source: str) -> CompileError | PrivilegeError:
     """A CompileError for clang's output `stderr_text` (bcc's fd 2 during compilation) about the
     learner's `source`: the first error, located at the learner's line with a caret, explained.
     A map that could not be created for lack of privilege gives a PrivilegeError instead."""
@@ -898,8 +901,9 @@ def _detail(headline):
     return out
 
 
-def parse_listing(listing, function):
-    """{instruction index: line in bcc's main.c} from the DEBUG_SOURCE listing of `function`."""
+def parse_listing(listing: str | None, function: str) -> dict[int, tuple[int, str]]:
+    """{instruction index: (line in bcc's main.c, its text)} from the DEBUG_SOURCE listing of
+    `function`."""
     mapping, inside, current = {}, False, None
     for ln in (listing or "").splitlines():
         if ln.startswith("Disassembly of function "):
@@ -912,10 +916,11 @@ def parse_listing(listing, function):
     return mapping
 
 
-def full_log(bpf, function, prog_type=6, size=1 << 21):
+def full_log(bpf: Any, function: str, prog_type: int = 6, size: int = 1 << 21) -> str:
     """Verify `function` of a compiled bcc.BPF again with a log buffer of our own and return the
     log. bcc prints no log when the kernel answers E2BIG (the verifier gave up: "BPF program is
-    too large"); the kernel keeps the end of a log that does not fit, which is the part we need."""
+    too large"); the kernel keeps the end of a log that does not fit, which is the part we need.
+    (`bpf` is Any: bcc has no type hints.)"""
     from bcc import libbcc
     lib, mod, name = libbcc.lib, bpf.module, function.encode()
     buf = ctypes.create_string_buffer(size)
@@ -928,7 +933,8 @@ def full_log(bpf, function, prog_type=6, size=1 << 21):
     return buf.value.decode("utf-8", "replace")
 
 
-def verifier_error(log_text, source, function, listing=None, bpf=None, full=None):
+def verifier_error(log_text: str | None, source: str, function: str, listing: str | None = None,
+                   bpf: Any = None, full: str | None = None) -> VerifierError | PrivilegeError:
     """A VerifierError for the verifier's log `log_text` (bcc's fd 2 during load_func, or the
     exception text when nothing was printed) rejecting `function` of the learner's `source`.
     `listing`: the fd-2 text of a compile with debug=DEBUG_SOURCE, used to find the line when the
