@@ -353,11 +353,12 @@ def test_checksum_ok_on_scapy_built_packets_and_not_after_one_flipped_bit(layer)
 
 def test_checksum_ok_accepts_either_zero_and_ignores_ethernet_padding():
     """A UDP checksum that came out 0x0000 is sent as 0xffff; a short frame is padded to 60 bytes
-    behind the IP packet (the IP length says where the packet ends, UDP's own length too)."""
+    behind the IP packet (the IP length says where the packet ends, UDP's own length too; TCP
+    has none: a padded SYN once failed, its length taken from the frame)."""
     r = rng()
     udp = sampling.with_checksum(_packet(r, UDP)[0], UDP, 0xffff)
     assert udp[UDP].chksum == 0xffff and sampling.checksum_ok(udp[UDP])
-    for layer in (UDP, ICMP):
+    for layer in (UDP, ICMP, TCP):
         wire = bytes(Ether(src=CM, dst=SM) / IP(src="198.18.0.1", dst="198.18.0.2") / layer() / b"ab")
         for pad in (0x00, 0x5a):                                      # zeros, and whatever a NIC left
             padded = Ether(wire + bytes([pad]) * (60 - len(wire)))
@@ -391,3 +392,10 @@ def test_checksum_ok_cannot_check_other_layers():
     for layer in (IPv6, ICMPv6EchoRequest):
         with pytest.raises(LabError, match=f"checksum_ok cannot check {echo[layer].name}"):
             sampling.checksum_ok(echo[layer])
+
+
+def test_checksum_ok_checks_udp_and_tcp_over_ipv4_only_and_says_so():
+    for layer in (UDP, TCP):
+        six = Ether(bytes(Ether(src=CM, dst=SM) / IPv6(dst="fd00::1") / layer()))
+        with pytest.raises(LabError, match=f"checksum_ok checks {six[layer].name} over IPv4 only, not over IPv6"):
+            sampling.checksum_ok(six[layer])

@@ -194,10 +194,11 @@ def _checksum(layer):
     return layer.cksum if isinstance(layer, (ICMPv6EchoRequest, ICMPv6EchoReply)) else layer.chksum
 
 
-def checksum_ok(layer, pseudo=True):
+def checksum_ok(layer):
     """True when `layer`'s checksum verifies: the one's complement sum over what it covers is
     0xffff (either representation of a checksum of zero is accepted). Works for IP (its header),
-    ICMP (the message) and UDP/TCP over IPv4 (with the pseudo-header)."""
+    ICMP (the message) and UDP/TCP over IPv4 (with the pseudo-header). Ethernet padding behind
+    the IP packet is not covered: lengths come from the IP (and UDP) header."""
     if isinstance(layer, IP):
         return ones_sum(bytes(layer)[:layer.ihl * 4]) == 0xffff
     data = bytes(layer)
@@ -207,7 +208,11 @@ def checksum_ok(layer, pseudo=True):
         return ones_sum(data) == 0xffff
     if isinstance(layer, (UDP, TCP)):
         ip = layer.underlayer
-        length = len(data) if not isinstance(layer, UDP) else layer.len
+        if not isinstance(ip, IP):
+            raise LabError(f"checksum_ok checks {layer.name} over IPv4 only, not over "
+                           f"{getattr(ip, 'name', 'nothing')}")
+        length = (layer.len if isinstance(layer, UDP)
+                  else ip.len - ip.ihl * 4 if ip.len else len(data))
         pseudo_hdr = (bytes(map(int, ip.src.split("."))) + bytes(map(int, ip.dst.split(".")))
                       + bytes([0, ip.proto]) + length.to_bytes(2, "big"))
         return ones_sum(pseudo_hdr + data[:length]) == 0xffff
