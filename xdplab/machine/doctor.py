@@ -10,6 +10,8 @@ everything in it is removed afterwards, also when a check fails. A `fail` blocks
 (non-zero exit); a `warn` means some lesson adapts or something is slower. Last come the lessons
 that adapt to this kernel, one line each, from xdplab.probe() (xdplab.kernelprobe).
 """
+from __future__ import annotations
+
 import dataclasses
 import errno
 import json
@@ -19,6 +21,7 @@ import re
 import shutil
 import textwrap
 import time
+from typing import Any, Sequence
 
 from xdplab.text import escape
 
@@ -49,6 +52,7 @@ QDISCS = {
     "netem": (["delay", "1ms"], "delay and loss on a link"),
 }
 REQUIRED_QDISCS = ("tbf",)
+Result = tuple[str, str, str]      # what a check returns: (status, summary, fix)
 
 
 @dataclasses.dataclass
@@ -64,33 +68,38 @@ class Check:
 class Report:
     """The doctor's findings: a text table (str), an HTML table in Jupyter, or JSON."""
 
-    def __init__(self, checks, seconds):
+    def __init__(self, checks: Sequence[Check], seconds: float) -> None:
         self.checks = checks
         self.seconds = seconds
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> Check:
         for c in self.checks:
             if c.name == name:
                 return c
         raise KeyError(name)
 
     @property
-    def failures(self):
+    def failures(self) -> list[Check]:
+        """The checks that failed."""
         return [c for c in self.checks if c.status == FAIL]
 
     @property
-    def warnings(self):
+    def warnings(self) -> list[Check]:
+        """The checks that warn."""
         return [c for c in self.checks if c.status == WARN]
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
+        """True when no check failed (warnings do not block the lessons)."""
         return not self.failures
 
     @property
-    def exit_code(self):
+    def exit_code(self) -> int:
+        """0 when ok, else 1: the exit status of `xdplab doctor`."""
         return 0 if self.ok else 1
 
-    def verdict(self):
+    def verdict(self) -> str:
+        """The last line of the report: ready or not, and why."""
         n_w, n_f = len(self.warnings), len(self.failures)
         took = f"({self.seconds:.1f} s)"
         if n_f:
@@ -101,14 +110,19 @@ class Report:
             return f"ready, {what} not block the lessons {took}"
         return f"ready {took}"
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
+        """The report as plain data: ok, seconds, machine and every check's fields."""
         return {"ok": self.ok, "seconds": round(self.seconds, 3), "machine": _machine(),
                 "checks": [dataclasses.asdict(c) for c in self.checks]}
 
-    def to_json(self):
+    def to_json(self) -> str:
+        """as_dict() as JSON (`xdplab doctor --json`)."""
         return json.dumps(self.as_dict(), indent=2)
 
-    def text(self, quiet=False, color=False, width=None):
+    def text(self, quiet: bool = False, color: bool = False, width: int | None = None) -> str:
+        """The report as a text table (`xdplab doctor`): quiet leaves out the ok lines (and gives
+        "" when nothing else is left), color adds ANSI colours, width (the terminal's by default;
+        at least 60) wraps the lines."""
         width = max(60, width or shutil.get_terminal_size((100, 24)).columns)
         paint = {OK: "\033[32m", WARN: "\033[33m", FAIL: "\033[1;31m"} if color else {}
         name_w = max(len(c.name) for c in self.checks)
@@ -130,7 +144,7 @@ class Report:
         head = [] if quiet else [f"xdplab doctor — {_machine()}"]
         return "\n".join(head + lines + [f"  {self.verdict()}"])
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.text()
 
     __repr__ = __str__
@@ -176,7 +190,7 @@ def _root_hint():
             "(the kernel allows namespaces and XDP only with these capabilities)")
 
 
-def read_capabilities():
+def read_capabilities() -> int:
     """The effective capability set of this process (CapEff of /proc/self/status), as an int."""
     with open("/proc/self/status") as f:
         for line in f:
@@ -224,7 +238,7 @@ class _Run:
 
 # --- the checks: each returns (status, summary, fix) -------------------------------------------
 
-def check_kernel(run):
+def check_kernel(run: _Run) -> Result:
     release = platform.release()
     m = re.match(r"(\d+)\.(\d+)", release)
     version = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
@@ -236,7 +250,7 @@ def check_kernel(run):
     return OK, f"Linux {release} (the lessons need {need} or newer)", ""
 
 
-def check_privileges(run):
+def check_privileges(run: _Run) -> Result:
     caps = read_capabilities()
     have = [n for n, bit in CAPS.items() if caps >> bit & 1]
     missing = [n for n in ("CAP_NET_ADMIN", "CAP_SYS_ADMIN") if n not in have]
@@ -248,7 +262,7 @@ def check_privileges(run):
     return OK, f"{who} with {', '.join(have)}{note}", ""
 
 
-def check_headers(run):
+def check_headers(run: _Run) -> Result:
     from xdplab.kernel import headers
     from xdplab.errors import LabError
     try:
@@ -269,7 +283,7 @@ def check_headers(run):
     return OK, text, ""
 
 
-def check_bcc(run):
+def check_bcc(run: _Run) -> Result:
     try:
         import bcc
     except ImportError as e:
@@ -280,21 +294,21 @@ def check_bcc(run):
     return OK, f"bcc {version} from {os.path.dirname(bcc.__file__)}", ""
 
 
-def check_bpffs(run):
+def check_bpffs(run: _Run) -> Result:
     if _mounted("/sys/fs/bpf", "bpf"):
         return OK, "bpffs mounted at /sys/fs/bpf", ""
     return (WARN, "bpffs is not mounted at /sys/fs/bpf: programs and maps cannot be pinned",
             "sudo mount -t bpf bpf /sys/fs/bpf   (env/install.sh does this)")
 
 
-def check_tracefs(run):
+def check_tracefs(run: _Run) -> Result:
     if _mounted("/sys/kernel/tracing", "tracefs") or _mounted("/sys/kernel/debug/tracing", "tracefs"):
         return OK, "tracefs mounted at /sys/kernel/tracing (bpf_trace_printk output is readable)", ""
     return (WARN, "tracefs is not mounted: bpf_trace_printk() output cannot be read",
             "sudo mount -t tracefs tracefs /sys/kernel/tracing   (env/install.sh does this)")
 
 
-def check_lab(run):
+def check_lab(run: _Run) -> Result:
     run.need("privileges")
     from xdplab.lab.topology import Lab
     run.lab = Lab.pair()
@@ -308,7 +322,7 @@ def check_lab(run):
                f"ping {ping.rtts[0]:.2f} ms", ""
 
 
-def check_compile(run):
+def check_compile(run: _Run) -> Result:
     run.need("header tree", "bcc", "network namespaces")
     start = time.perf_counter()
     run.prog = run.lab.load(PROGRAM, name="xdp_doctor")
@@ -339,11 +353,11 @@ def _attach(run, mode):
                f"({frames}) and passed it on: reply received", ""
 
 
-def check_generic(run):
+def check_generic(run: _Run) -> Result:
     return _attach(run, "generic")
 
 
-def check_native(run):
+def check_native(run: _Run) -> Result:
     return _attach(run, "native")
 
 
@@ -353,7 +367,7 @@ def _frame(src_mac, dst_mac):
     return dst + src + b"\x88\xb5" + bytes(46)
 
 
-def check_test_run(run):
+def check_test_run(run: _Run) -> Result:
     run.need("compile + verify")
     from xdplab.kernel import bpf as kernel
     lab = run.lab
@@ -369,7 +383,7 @@ def check_test_run(run):
                "(prog.test_run works)", ""
 
 
-def check_live_frames(run):
+def check_live_frames(run: _Run) -> Result:
     run.need("BPF_PROG_TEST_RUN", "XDP native")
     from xdplab.kernel import bpf as kernel
     from xdplab.kernel import netns
@@ -404,7 +418,7 @@ def check_live_frames(run):
                f"{client.ns}:{client.ifname} all reached the native XDP program on the server", ""
 
 
-def check_qdiscs(run):
+def check_qdiscs(run: _Run) -> Result:
     run.need("network namespaces")
     host = run.lab.client
     have, missing, broken = [], [], []
@@ -453,7 +467,7 @@ CHECKS = [
 ]
 
 
-def lesson_checks(run):
+def lesson_checks(run: _Run) -> list[Check]:
     """One line per lesson that does something differently on this kernel, from xdplab.probe()
     (measured afresh, in a scratch lab of its own); one `ok` line when none does."""
     from xdplab.machine import probe as kernelprobe
@@ -498,7 +512,7 @@ def _one(run, name, fn):
     return check
 
 
-def doctor():
+def doctor() -> Report:
     """Run every check; returns a Report (a table in Jupyter and in a terminal). Everything the
     network checks create lives in one scratch lab, removed before this returns."""
     start = time.perf_counter()

@@ -55,10 +55,13 @@ Where the kernel code changed (torvalds/linux):
 * **qdiscs** — a kernel configuration question (CONFIG_NET_SCH_*), not a version one: each kind is
   added to a scratch interface with `tc`, as the doctor does.
 """
+from __future__ import annotations
+
 import dataclasses
 import os
 import threading
 import time
+from typing import Mapping
 
 from xdplab.errors import LabError
 
@@ -102,11 +105,12 @@ class KernelProbe:
     seconds: float = 0.0
 
     @property
-    def findings(self):
+    def findings(self) -> list[Finding]:
+        """Every finding, in the order the repr shows them."""
         return [self.redirect_errors, self.gro_takes_redirects, self.live_frames,
                 self.test_run_context, self.xdp_features, self.qdiscs]
 
-    def adaptations(self):
+    def adaptations(self) -> dict[str, str]:
         """{lesson: sentence} for every lesson that does something differently on this kernel."""
         return adaptations(self)
 
@@ -125,7 +129,7 @@ class KernelProbe:
 
 # --- deciding from observations (pure: the tests feed recorded numbers) --------------------------
 
-def decide_redirect_errors(obs):
+def decide_redirect_errors(obs: Mapping[str, int]) -> Finding:
     """The Finding for a redirect into a veth whose peer has no NAPI, from the counters one probe
     run moved: {"sent", "ingress_rx_dropped", "target_tx_dropped", "arrived"}."""
     n, at_rx = obs["sent"], obs["ingress_rx_dropped"]
@@ -149,7 +153,7 @@ def decide_redirect_errors(obs):
                    instead=f"an unknown redirect accounting: {how}")
 
 
-def decide_gro(obs):
+def decide_gro(obs: Mapping[str, int]) -> Finding:
     """Whether GRO on the peer made the target veth take redirected frames: {"sent", "arrived"}."""
     n, arrived = obs["sent"], obs["arrived"]
     how = f"with GRO on at the peer, {arrived} of {n} redirected frames arrived"
@@ -163,7 +167,8 @@ def decide_gro(obs):
         "XDP_PASS program to the peer instead"))
 
 
-def decide_live_frames(supported):
+def decide_live_frames(supported: bool) -> Finding:
+    """The Finding for whether BPF_PROG_TEST_RUN accepted BPF_F_TEST_XDP_LIVE_FRAMES."""
     if supported:
         return Finding("live_frames", True, "5.18", how="BPF_PROG_TEST_RUN with the flag accepted",
                        here="BPF_F_TEST_XDP_LIVE_FRAMES works: Host.send injects many frames fast")
@@ -173,7 +178,8 @@ def decide_live_frames(supported):
                            "sockets, about 10x slower")
 
 
-def decide_test_run_context(supported):
+def decide_test_run_context(supported: bool) -> Finding:
+    """The Finding for whether BPF_PROG_TEST_RUN took an xdp_md context."""
     if supported:
         return Finding("test_run_context", True, "5.15", how="BPF_PROG_TEST_RUN took an xdp_md context",
                        here="a test run can say which interface the frame arrived on: "
@@ -185,7 +191,8 @@ def decide_test_run_context(supported):
                            "not available, and the lesson sends its one packet for real instead")
 
 
-def decide_xdp_features(bound):
+def decide_xdp_features(bound: bool) -> Finding:
+    """The Finding for whether the "netdev" generic netlink family could be bound."""
     if bound:
         return Finding("xdp_features", True, "6.3", how="bound the 'netdev' generic netlink family",
                        here="drivers report their XDP features over netlink (xdplab.features)")
@@ -196,7 +203,8 @@ def decide_xdp_features(bound):
                            "finds them out by trying")
 
 
-def decide_qdiscs(have):
+def decide_qdiscs(have: Mapping[str, bool]) -> Finding:
+    """The Finding for the qdisc kinds `have` says are usable ({kind: usable})."""
     missing = [k for k in QDISC_KINDS if not have.get(k)]
     here = f"qdiscs: {', '.join(k for k in QDISC_KINDS if have.get(k)) or 'none'}" + \
            (f"; not in this kernel: {', '.join(missing)}" if missing else "")
@@ -205,7 +213,7 @@ def decide_qdiscs(have):
                                        if missing else ""))
 
 
-def adaptations(p):
+def adaptations(p: KernelProbe) -> dict[str, str]:
     """{lesson: sentence} — what each lesson does differently on the kernel `p` describes."""
     out = {}
     red = p.redirect_errors
@@ -264,7 +272,7 @@ def _burst(client, frame, things):
     return seen
 
 
-def measure_redirects():
+def measure_redirects() -> tuple[dict[str, int], dict[str, int]]:
     """Run the redirect measurements in a scratch lab; returns (redirect obs, gro obs)."""
     from xdplab.kernel import bpf as kernel
     from xdplab.program.program import set_xdp
@@ -310,7 +318,7 @@ def _configuration():
     return have, netdev
 
 
-def measure_all():
+def measure_all() -> KernelProbe:
     """Every finding, measured now (a few hundred milliseconds; longer on slow machines)."""
     import platform
     from xdplab.kernel import bpf as kernel
@@ -328,10 +336,10 @@ def measure_all():
 
 
 _lock = threading.Lock()
-_cached = None
+_cached: KernelProbe | None = None
 
 
-def probe(refresh=False):
+def probe(refresh: bool = False) -> KernelProbe:
     """What this kernel does where kernels differ (a KernelProbe). Measured on the first call in a
     process (or with refresh=True), then remembered: the kernel does not change under a running
     process."""
