@@ -7,8 +7,12 @@ neither, so the two of them do not depend on each other both ways.
     load_spec(lab_dir)  # its check.py: TITLE, CASES, HINTS, ...
     renamed("01")       # '03a-drop-by-port': the lab's name now, for a name from before
 """
+from __future__ import annotations
+
 import importlib.util
+import os
 from pathlib import Path
+from types import ModuleType
 
 from xdplab.errors import LabError
 from xdplab.program.program import REPO
@@ -30,7 +34,7 @@ RENAMED = {
 }
 
 
-def renamed(name):
+def renamed(name: str) -> str | None:
     """The current name of a lab given by its old number ("01", "1") or old folder name, else
     None."""
     if name.isdigit():
@@ -38,13 +42,13 @@ def renamed(name):
     return RENAMED.get(name)
 
 
-def all_labs(root=None):
+def all_labs(root: str | os.PathLike[str] | None = None) -> list[Path]:
     """Directories of the labs under `root` (labs/), in curriculum order."""
     root = Path(root or LABS_DIR)
     return sorted(p for p in root.iterdir() if (p / "check.py").is_file()) if root.is_dir() else []
 
 
-def find_lab(name, root=None):
+def find_lab(name: str, root: str | os.PathLike[str] | None = None) -> Path:
     """A lab's directory from its name: "03a", "03a-drop-by-port", "drop-by-port", a path, or
     the number or name it had before the labs were numbered by lesson ("01", "1",
     "01-drop-by-port")."""
@@ -61,7 +65,7 @@ def find_lab(name, root=None):
                    "the labs are: " + (", ".join(p.name for p in labs) or "none"))
 
 
-def load_spec(lab_dir):
+def load_spec(lab_dir: str | os.PathLike[str]) -> ModuleType:
     """The lab's check.py as a module."""
     lab_dir = Path(lab_dir)
     spec = importlib.util.spec_from_file_location(f"xdplab_lab_{lab_dir.name.replace('-', '_')}",

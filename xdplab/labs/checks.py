@@ -25,18 +25,36 @@ A check.py holds (see labs/README.md):
     @case("40 random packets", hidden=True, about="UDP and TCP with VLAN tags")
     def many(t): for i in range(40): t.expect(what, pkt, "drop", about=...)   # t.rng: this run's
 """
+from __future__ import annotations
+
 import contextlib
 import dataclasses
 import ipaddress
 import itertools
+import os
 import random
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn
 
 from xdplab.errors import LabError
 from xdplab.labs.catalogue import LABS_DIR, all_labs, find_lab, load_spec, renamed  # noqa: F401 — checks.X as before
 from xdplab.labs.progress import Progress
 from xdplab.text import escape
+
+if TYPE_CHECKING:
+    from scapy.packet import Packet
+
+    from xdplab.lab.listener import UdpListener
+    from xdplab.lab.topology import Host, Lab
+    from xdplab.maps.codecs import Encodable
+    from xdplab.program.program import Program
+    from xdplab.program.testrun import TestRunResult
+
+    # a case's function: what was seen when it passed (or None); a verdict case's look further
+    CaseFunction = Callable[[Trial], str | None]
+    ResultCheck = Callable[[TestRunResult], str | None]
 WORDS = {"XDP_ABORTED": "aborted (XDP_ABORTED)", "XDP_DROP": "dropped", "XDP_PASS": "passed",
          "XDP_TX": "sent back out (XDP_TX)", "XDP_REDIRECT": "redirected"}
 SHORT = {"drop": "XDP_DROP", "pass": "XDP_PASS", "tx": "XDP_TX", "redirect": "XDP_REDIRECT",
@@ -49,7 +67,7 @@ class CaseFailed(Exception):
     """Raised by Trial.fail(): the case did not hold; the message says what was seen. `about`
     names the kind of packet in words that do not give the answer away (shown for hidden cases)."""
 
-    def __init__(self, message, about=None):
+    def __init__(self, message: str, about: str | None = None) -> None:
         super().__init__(message)
         self.about = about
 
@@ -57,13 +75,14 @@ class CaseFailed(Exception):
 @dataclasses.dataclass
 class Case:
     title: str
-    run: object              # function(trial) -> None, or a text saying what was seen when it passed
+    run: CaseFunction        # function(trial) -> None, or a text saying what was seen when it passed
     hidden: bool = False     # not described in the lab's notebook
-    about: str = None        # for a hidden case: what kind of packet it tries, not what should happen
+    about: str | None = None  # for a hidden case: what kind of packet it tries, not what should happen
     order: int = dataclasses.field(default_factory=lambda: next(_order))
 
 
-def case(title, hidden=False, about=None):
+def case(title: str, hidden: bool = False,
+         about: str | None = None) -> Callable[[CaseFunction], Case]:
     """Decorator: `@case("what is checked")` over `def name(t): ...`; `t` is a Trial. The case
     fails when the function calls t.fail(message) or an assert fails (its message is shown).
     A hidden case names, in `about`, the kind of packet it tries: a failed hidden case shows
@@ -71,7 +90,8 @@ def case(title, hidden=False, about=None):
     return lambda fn: Case(title, fn, hidden, about)
 
 
-def word(verdict):
+def word(verdict: str) -> str:
+    """An XDP action in plain words: "dropped", "passed", "sent back out (XDP_TX)"..."""
     return WORDS.get(verdict, str(verdict))
 
 
@@ -108,7 +128,7 @@ def _layer_words(layer):
     return layer.name
 
 
-def summary(packet):
+def summary(packet: Packet) -> str:
     """A packet in one line of plain words: "Ethernet ... / IPv4 10.11.0.1 → 10.11.0.2 (TTL 64,
     checksum 0x1c46) / UDP port 4000 → port 7001 (checksum 0xf04f) / 5 bytes of data"."""
     words = []
@@ -122,7 +142,8 @@ def summary(packet):
     return " / ".join(words)
 
 
-def verdict(what, packet, expect, hidden=False, check=None, about=None):
+def verdict(what: str, packet: Packet | bytes, expect: str, hidden: bool = False,
+            check: ResultCheck | None = None, about: str | None = None) -> Case:
     """A case that runs one packet through the program (BPF_PROG_TEST_RUN) and expects the verdict
     `expect` ("drop", "pass", "tx", "redirect" or XDP_...). `what` names the packet in plain words
     ("UDP to port 53 from 10.11.0.1"). `check(result)` may look further at the result (the output
@@ -140,23 +161,27 @@ def verdict(what, packet, expect, hidden=False, check=None, about=None):
 class Trial:
     """What a case function gets: the lab, the learner's program, this run's random numbers
     (`t.rng`, a random.Random seeded from the report's seed and the case) and a few helpers."""
-    lab: object
-    prog: object
+    lab: Lab
+    prog: Program
     rng: random.Random = dataclasses.field(default_factory=random.Random)
-    seed: int = None
+    seed: int | None = None
 
-    def __getattr__(self, name):           # t.client, t.server, t.router: the lab's hosts
+    def __getattr__(self, name: str) -> Host:           # t.client, t.server, t.router: the lab's hosts
         if name.startswith("_"):
             raise AttributeError(name)
         return self.lab[name]
 
-    def fail(self, message, about=None):
+    def fail(self, message: str, about: str | None = None) -> NoReturn:
+        """End the case as failed; `message` says what was seen (see CaseFailed)."""
         raise CaseFailed(message, about)
 
-    def verdict(self, packet):
+    def verdict(self, packet: Packet | bytes) -> str:
+        """The verdict of the learner's program on `packet` ("XDP_DROP"...)."""
         return self.prog.test_run(packet).verdict
 
-    def expect(self, what, packet, expect, check=None, about=None, run=None):
+    def expect(self, what: str, packet: Packet | bytes, expect: str,
+               check: ResultCheck | None = None, about: str | None = None,
+               run: Callable[[Packet | bytes], TestRunResult] | None = None) -> TestRunResult:
         """Run `packet` through the program and fail, in plain words, unless its verdict is
         `expect` and `check(result)` finds nothing wrong. The message says what was sent (`what`),
         what came out and what was expected. `run(packet)` replaces prog.test_run (e.g. a test
@@ -172,7 +197,8 @@ class Trial:
         return result
 
     @contextlib.contextmanager
-    def filled(self, map_name, first="198.51.100.0", value=0, most=1024):
+    def filled(self, map_name: str, first: str = "198.51.100.0", value: Encodable = 0,
+               most: int = 1024) -> Iterator[list[ipaddress.IPv4Address]]:
         """Fill hash `map_name` of the learner's program (keyed by IPv4 address) up to its
         max_entries with made-up sources, at most `most` of them, from `first` on
         (198.51.100.0/22 by default), each with `value`; yields the addresses added (in order),
@@ -200,14 +226,15 @@ class Trial:
             for address in added:
                 m.pop(key(address), None)
 
-    def listen(self, host, port):
+    def listen(self, host: Host, port: int) -> UdpListener:
         """A UDP socket on `host` (xdplab.listener.UdpListener): what really reached an application."""
         from xdplab.lab.listener import UdpListener
         return UdpListener(host, port)
 
 
 # -- finding labs ----------------------------------------------------------------------------------
-def cases_of(module):
+def cases_of(module: ModuleType) -> list[Case]:
+    """The cases of a lab's check.py: its CASES and every Case it names, in the order made."""
     found = {id(c): c for c in getattr(module, "CASES", [])}
     found.update({id(v): v for v in vars(module).values() if isinstance(v, Case)})
     return sorted(found.values(), key=lambda c: c.order)
@@ -220,9 +247,9 @@ class Result:
     passed: bool
     message: str
     hidden: bool = False
-    about: str = None        # the kind of packet (hidden cases show this instead of the message)
+    about: str | None = None  # the kind of packet (hidden cases show this instead of the message)
 
-    def line(self, reveal=False):
+    def line(self, reveal: bool = False) -> str:
         """The report's line for this case. A hidden case shows what kind of packet it tried,
         not the packet itself or what should happen, unless `reveal` (a passed lab shows all)."""
         mark = "✓" if self.passed else "✗"
@@ -241,30 +268,34 @@ class Result:
 class Report:
     lab: str
     title: str = ""
-    results: list = dataclasses.field(default_factory=list)
-    error: object = None     # the LabError (CompileError, VerifierError...) that stopped the check
-    hint: str = None         # the hint for this failed attempt
+    results: list[Result] = dataclasses.field(default_factory=list)
+    error: LabError | None = None  # the LabError (CompileError, VerifierError...) that stopped it
+    hint: str | None = None  # the hint for this failed attempt
     hint_step: int = 0       # which hint (1-based) out of hint_count
     hint_count: int = 0
-    seed: int = None         # what the random cases were drawn from: check(seed=...) repeats them
+    seed: int | None = None  # what the random cases were drawn from: check(seed=...) repeats them
     skipped: int = 0         # cases not run (stop_at_first_failure)
-    notes: list = dataclasses.field(default_factory=list)   # e.g. the progress store's troubles
-    unsupported: str = None  # why this kernel cannot run the check (the lab's REQUIRES): no case ran
+    notes: list[str] = dataclasses.field(default_factory=list)   # e.g. the progress store's troubles
+    unsupported: str | None = None  # why this kernel cannot run the check (the lab's REQUIRES)
 
     @property
-    def passed(self):
+    def passed(self) -> bool:
+        """True if every case ran and passed."""
         return (self.error is None and self.unsupported is None and bool(self.results)
                 and not self.skipped and all(r.passed for r in self.results))
 
     @property
-    def exit_code(self):
+    def exit_code(self) -> int:
+        """0 on a pass, else 1: the exit status of `xdplab check`."""
         return 0 if self.passed else 1
 
     @property
-    def failed(self):
+    def failed(self) -> list[Result]:
+        """The results of the cases that failed."""
         return [r for r in self.results if not r.passed]
 
-    def summary(self):
+    def summary(self) -> str:
+        """The report's first line: the lab, and how many cases pass."""
         name = f"lab {self.lab}" + (f" ({self.title})" if self.title else "")
         if self.unsupported is not None:
             return f"{name}: this kernel cannot run the check, so no case ran (not counted as an attempt)"
@@ -281,7 +312,9 @@ class Report:
         number = self.lab.partition("-")[0]
         return number if number[:2].isdigit() else self.lab
 
-    def seed_line(self):
+    def seed_line(self) -> str | None:
+        """Which seed drew the random packets and how to draw them again (None without a seed,
+        or when the program did not load)."""
         if self.seed is None or self.error is not None:
             return None
         if self.passed:
@@ -298,11 +331,12 @@ class Report:
             return f"(the next failed check shows hint {self.hint_step + 1})"
         return "(that is the last hint)"
 
-    def lines(self, reveal=None):
+    def lines(self, reveal: bool | None = None) -> list[str]:
+        """Result.line() of every case; `reveal` by default when the lab passed."""
         reveal = self.passed if reveal is None else reveal
         return [r.line(reveal) for r in self.results]
 
-    def text(self, reveal=None):
+    def text(self, reveal: bool | None = None) -> str:
         """The report in plain words. A failed hidden case shows only what kind of packet it
         tried; `reveal=True` shows everything (a passed lab always does)."""
         out = [self.summary()]
@@ -323,10 +357,10 @@ class Report:
 
     __str__ = text
 
-    def _repr_pretty_(self, p, cycle):
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:    # p: IPython's pretty printer
         p.text(self.text())
 
-    def _repr_html_(self):
+    def _repr_html_(self) -> str:
         e = escape
         color = "var(--jp-success-color1, #2e7d32)" if self.passed else "var(--jp-error-color1, #c62828)"
         parts = [f'<div style="border-left:4px solid {color};padding:4px 10px;margin:4px 0;'
@@ -363,18 +397,18 @@ def _attach(lab, prog, spec):
         prog.attach(target if ":" in target else lab[target], mode=mode)
 
 
-def new_seed():
+def new_seed() -> int:
     """A fresh seed for a check's random packets: short enough to type."""
     return random.SystemRandom().randrange(1, 1_000_000)
 
 
-def case_rng(seed, c):
+def case_rng(seed: int, c: Case) -> random.Random:
     """The random numbers of case `c` in a check drawn with `seed`: the same for the same seed
     and case, whatever ran before it."""
     return random.Random(f"{seed}:{c.title}")
 
 
-def run_case(c, lab, prog, seed):
+def run_case(c: Case, lab: Lab, prog: Program, seed: int) -> Result:
     """Run case `c` on a loaded (and attached) program: a Result."""
     trial = Trial(lab, prog, case_rng(seed, c), seed)
     try:
@@ -387,7 +421,7 @@ def run_case(c, lab, prog, seed):
     return Result(c.title, True, seen if isinstance(seen, str) else c.title, c.hidden, c.about)
 
 
-def unsupported(spec):
+def unsupported(spec: ModuleType) -> str | None:
     """Why this kernel cannot run the check of lab `spec`, or None. A check.py may name, in
     REQUIRES, findings of xdplab.probe() its cases need (e.g. "test_run_context": test_run_on())."""
     needs = tuple(getattr(spec, "REQUIRES", ()))
@@ -404,7 +438,8 @@ def unsupported(spec):
               "newer kernel.")
 
 
-def run(lab_dir, source, seed=None, stop_at_first_failure=False):
+def run(lab_dir: str | os.PathLike[str], source: str, seed: int | None = None,
+        stop_at_first_failure: bool = False) -> Report:
     """Check C text `source` against the lab in `lab_dir`; returns a Report (nothing recorded).
     `seed` (default: a fresh one, named in the report) chooses the random packets.
     `stop_at_first_failure` skips the cases after the first that fails (the mutation tests
@@ -436,7 +471,8 @@ def run(lab_dir, source, seed=None, stop_at_first_failure=False):
     return report
 
 
-def grade(lab_dir, source, store=None, seed=None):
+def grade(lab_dir: str | os.PathLike[str], source: str, store: Progress | None = None,
+          seed: int | None = None) -> Report:
     """run() and record the attempt in the progress store: a pass marks the lab done, a failure
     attaches the lab's next hint to the report. A progress store that cannot be read or written
     never stops the check: the report says what happened in a note."""
@@ -470,7 +506,8 @@ def _notebook_source(shell):
     return getattr(prog, "source", None)
 
 
-def check(lab=None, program=None, seed=None):
+def check(lab: str | None = None, program: str | Path | None = None,
+          seed: int | None = None) -> Report:
     """In a lab notebook: check the program of the last %%xdp cell (or `program`: C text or a
     file) against this lab (the notebook's folder, or `lab`: "03a", "03a-drop-by-port"...), and
     show the report. `seed` repeats the random packets of an earlier check (its report names
@@ -492,7 +529,7 @@ def check(lab=None, program=None, seed=None):
     return grade(lab_dir, program, seed=seed)
 
 
-def main(name, program=None, seed=None):
+def main(name: str, program: str | None = None, seed: int | None = None) -> int:
     """`xdplab check LAB [--program FILE] [--seed S]`: print the report; the exit code is 0 only
     on a pass."""
     from xdplab.program.program import read_source

@@ -9,6 +9,8 @@ learner's progress where it belongs. $XDPLAB_PROGRESS names another file (the te
     xdplab progress                                       # the same on the command line
     progress_widget()                                     # and in a notebook
 """
+from __future__ import annotations
+
 import contextlib
 import datetime
 import errno
@@ -17,10 +19,19 @@ import os
 import pwd
 import tempfile
 from pathlib import Path
+from typing import Any, TypedDict
 
 from xdplab.errors import is_count
 from xdplab.labs.catalogue import RENAMED, all_labs, load_spec
 from xdplab.text import escape
+
+
+class Entry(TypedDict):
+    """One lab's progress, as Progress.get() and status() give it."""
+    done: bool
+    attempts: int
+    hint_step: int
+    done_at: str | None       # when it was first passed (ISO 8601, to the second), or None
 
 
 def _merge(old, new):
@@ -36,7 +47,9 @@ def _merge(old, new):
     return out
 
 
-def default_path():
+def default_path() -> Path:
+    """Where the progress file is: $XDPLAB_PROGRESS, else the learner's data home (SUDO_USER's
+    under sudo), see the module doc."""
     if os.environ.get("XDPLAB_PROGRESS"):
         return Path(os.environ["XDPLAB_PROGRESS"])
     sudo_user = os.environ.get("SUDO_USER")
@@ -63,9 +76,9 @@ class Progress:
     in plain words. A file that cannot be written (read-only, a directory in its place) leaves the
     check's result standing; `notices` says that the attempt was not saved."""
 
-    def __init__(self, path=None):
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path else default_path()
-        self.notices = []        # what went wrong with the file, in plain words, once each
+        self.notices: list[str] = []        # what went wrong with the file, in plain words, once each
         self._kept = None        # where the unreadable original was saved (moved aside)
 
     def _notice(self, text):
@@ -192,17 +205,20 @@ class Progress:
         return (pw.pw_uid, pw.pw_gid) if str(self.path).startswith(pw.pw_dir + "/") else None
 
     @staticmethod
-    def _entry(entry):
+    def _entry(entry: dict[str, Any]) -> Entry:
         return {"done": bool(entry.get("done")), "attempts": int(entry.get("attempts", 0)),
                 "hint_step": int(entry.get("hint_step", 0)), "done_at": entry.get("done_at")}
 
-    def get(self, lab):
+    def get(self, lab: str) -> Entry:
+        """The progress of `lab` (a lab folder's name); a lab never checked is not done, 0
+        attempts."""
         return self._entry(self._read().get(lab, {}))
 
-    def status(self):
+    def status(self) -> dict[str, Entry]:
+        """{lab: its progress} of every lab the file knows."""
         return {lab: self._entry(entry) for lab, entry in self._read().items()}
 
-    def record(self, lab, passed):
+    def record(self, lab: str, passed: bool) -> int:
         """Record one check of `lab`. Returns the hint step for a failure (1 for the first failed
         check, then 2, 3...; the caller shows at most its last hint), 0 for a pass. A file that
         cannot be written is a notice (self.notices), not an error: the check still counts."""
@@ -218,7 +234,7 @@ class Progress:
         self._save(labs)
         return step
 
-    def reset(self, lab=None):
+    def reset(self, lab: str | None = None) -> None:
         """Forget `lab` (or every lab): not done, hints from the first again. Raises LabError
         when the file cannot be written."""
         labs = self._read()
@@ -231,7 +247,8 @@ class Progress:
             raise LabError(self.notices[-1])
 
 
-def rows(store=None, root=None):
+def rows(store: Progress | None = None,
+         root: str | os.PathLike[str] | None = None) -> list[tuple[str, str, str]]:
     """(lab, title, state) for every lab, in curriculum order."""
     store = store or Progress()
     out = []
@@ -248,7 +265,8 @@ def rows(store=None, root=None):
     return out
 
 
-def text(store=None, root=None):
+def text(store: Progress | None = None, root: str | os.PathLike[str] | None = None) -> str:
+    """The progress through the labs as text (`xdplab progress`)."""
     store = store or Progress()
     table = rows(store, root)
     if not table:
@@ -262,7 +280,8 @@ def text(store=None, root=None):
     return "\n".join(lines)
 
 
-def html_table(store=None, root=None):
+def html_table(store: Progress | None = None, root: str | os.PathLike[str] | None = None) -> str:
+    """The progress through the labs as an HTML table."""
     e = escape
     store = store or Progress()
     table = rows(store, root)
@@ -277,7 +296,9 @@ def html_table(store=None, root=None):
             + "".join(f"<div><small>note: {e(n)}</small></div>" for n in store.notices) + "</div>")
 
 
-def progress_widget(store=None, root=None):
+# Any: an ipywidgets VBox; no module outside xdplab/ui imports ipywidgets for a hint
+def progress_widget(store: Progress | None = None,
+                    root: str | os.PathLike[str] | None = None) -> Any:
     """An ipywidgets view of the labs and their state, with a button that reloads it."""
     import ipywidgets as w
     view = w.HTML(html_table(store, root))

@@ -11,16 +11,21 @@ one's complement update shows (near 0x0000 and 0xffff).
 Every function takes the random.Random it draws from, so a check drawn again with the same seed
 sends the same packets.
 """
+from __future__ import annotations
+
+import random
+from typing import Container, Sequence
+
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import (ICMPv6EchoReply, ICMPv6EchoRequest, IPv6ExtHdrDestOpt,
                                 IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, PadN)
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
-from scapy.packet import Raw
+from scapy.packet import Packet, Raw
 
 from xdplab.errors import LabError
 
 
-def ipv4(rng, prefix="198.18"):
+def ipv4(rng: random.Random, prefix: str = "198.18") -> str:
     """A random unicast address: by default in 198.18.0.0/15, the range set aside for tests."""
     parts = prefix.split(".")
     if prefix == "198.18":
@@ -29,12 +34,12 @@ def ipv4(rng, prefix="198.18"):
     return ".".join(parts + [str(rng.randrange(1, 255))])
 
 
-def ipv6(rng, prefix="fd00:77"):
+def ipv6(rng: random.Random, prefix: str = "fd00:77") -> str:
     """A random unique-local IPv6 address."""
     return prefix + "".join(f":{rng.randrange(0, 0x10000):x}" for _ in range(8 - prefix.count(":") - 1))
 
 
-def port(rng, avoid=()):
+def port(rng: random.Random, avoid: Container[int] = ()) -> int:
     """A random port (mostly above 1023, sometimes a low one), never one of `avoid`."""
     while True:
         p = rng.randrange(1, 1024) if rng.random() < 0.2 else rng.randrange(1024, 65536)
@@ -42,17 +47,18 @@ def port(rng, avoid=()):
             return p
 
 
-def payload(rng, least=0, most=64):
+def payload(rng: random.Random, least: int = 0, most: int = 64) -> bytes:
+    """From `least` to `most` random bytes."""
     return bytes(rng.randrange(256) for _ in range(rng.randrange(least, most + 1)))
 
 
-def mac(rng):
+def mac(rng: random.Random) -> str:
     """A random locally administered unicast MAC address."""
     first = (rng.randrange(256) & 0xfc) | 0x02
     return ":".join(f"{b:02x}" for b in [first] + [rng.randrange(256) for _ in range(5)])
 
 
-def vlans(rng, count=None):
+def vlans(rng: random.Random, count: int | None = None) -> tuple[list[Packet], str]:
     """(layers, words): `count` VLAN tags (default: 0, 1 or 2 at random), an 802.1Q tag alone or
     an 802.1ad outer tag around an 802.1Q one (QinQ), random IDs; words say so ("in VLAN 301")."""
     count = rng.choice((0, 1, 1, 2)) if count is None else count
@@ -67,7 +73,7 @@ def vlans(rng, count=None):
     raise LabError(f"{count} VLAN tags: the labs' parsers look through at most 2")
 
 
-def ipv4_options(rng):
+def ipv4_options(rng: random.Random) -> tuple[bytes, str]:
     """(bytes, words): 4 to 40 bytes of IPv4 options (no-operation options, then the end of list)."""
     n = 4 * rng.randrange(1, 11)
     return b"\x01" * (n - 1) + b"\x00", f" behind {n} bytes of IPv4 options"
@@ -78,7 +84,8 @@ def _padded(cls, rng, **kw):
     return cls(options=[PadN(optdata=b"\x00" * rng.choice((4, 4, 12, 20, 28)))], **kw)
 
 
-def ipv6_chain(rng, count=None, fragment=True):
+def ipv6_chain(rng: random.Random, count: int | None = None,
+               fragment: bool = True) -> tuple[list[Packet], str]:
     """(layers, words): a chain of `count` IPv6 extension headers (default 0 to 3), each of a
     random kind and length: hop-by-hop options (only first, as RFC 8200 wants), destination
     options, a routing header, and (if `fragment`) the fragment header of a first fragment."""
@@ -107,8 +114,8 @@ def ipv6_chain(rng, count=None, fragment=True):
                     + ", ".join(words[n] for n in names) + ")")
 
 
-def stack(*layers):
-    """layers joined with '/' (None and [] left out, lists spread)."""
+def stack(*layers: Packet | Sequence[Packet] | None) -> Packet | None:
+    """layers joined with '/' (None and [] left out, lists spread); None when none is left."""
     out = None
     for item in layers:
         for layer in (item if isinstance(item, (list, tuple)) else [item]):
@@ -119,13 +126,13 @@ def stack(*layers):
 
 
 # -- checksums ------------------------------------------------------------------------------------
-def ones_add(a, b):
+def ones_add(a: int, b: int) -> int:
     """One's complement addition of two 16-bit words (the end-around carry added back)."""
     s = a + b
     return (s & 0xffff) + (s >> 16)
 
 
-def ones_sum(data):
+def ones_sum(data: bytes) -> int:
     """The one's complement sum of `data` as big-endian 16-bit words (RFC 1071)."""
     if len(data) % 2:
         data += b"\x00"
@@ -135,7 +142,7 @@ def ones_sum(data):
     return s
 
 
-def near_carry(rng, low=0x0000, high=0xffff):
+def near_carry(rng: random.Random, low: int = 0x0000, high: int = 0xffff) -> int:
     """A checksum value where a one's complement update without its end-around carry goes wrong:
     from `low` to 0x100 above it, or from 0x100 below `high` to `high` (0x0000 and 0xffff by
     default; an ICMP or IPv4 header checksum is never 0xffff: give high=0xfffe)."""
@@ -162,7 +169,7 @@ def _word_holder(layer):
     raise LabError(f"with_checksum cannot steer the checksum of {layer.name}")
 
 
-def with_checksum(packet, layer, value):
+def with_checksum(packet: Packet | bytes, layer: type[Packet], value: int) -> Packet:
     """`packet` (rebuilt, an Ether) with `layer`'s checksum equal to `value`: one 16-bit word is
     chosen to make it so — the IPv4 identification for IP, the first two bytes of the payload
     for UDP, TCP, ICMP and ICMPv6 echo (which must have two). Every other checksum is computed."""
@@ -194,7 +201,7 @@ def _checksum(layer):
     return layer.cksum if isinstance(layer, (ICMPv6EchoRequest, ICMPv6EchoReply)) else layer.chksum
 
 
-def checksum_ok(layer):
+def checksum_ok(layer: Packet) -> bool:
     """True when `layer`'s checksum verifies: the one's complement sum over what it covers is
     0xffff (either representation of a checksum of zero is accepted). Works for IP (its header),
     ICMP (the message) and UDP/TCP over IPv4 (with the pseudo-header). Ethernet padding behind
