@@ -10,24 +10,33 @@ as it does when frames arrive on several receive queues at once. A counter that 
 updates without atomics in a shared (not per-CPU) map then loses increments: it ends up below
 `runs.total`. No network is involved; the map side effects are real.
 """
+from __future__ import annotations
+
 import dataclasses
 import os
 import threading
+from typing import TYPE_CHECKING, Iterable
 
 from xdplab.kernel import bpf as kernel
 from xdplab.program import testrun
 from xdplab.errors import LabError, check_count
 from xdplab.kernel.constants import MAX_REPEAT
 
+if TYPE_CHECKING:
+    from scapy.packet import Packet
+
+    from xdplab.program.program import Program
+
 
 @dataclasses.dataclass
 class Runs:
     """How often the program ran on each CPU, and the kernel's timing there (ns per run)."""
-    per_cpu: dict
-    ns_per_run: dict
+    per_cpu: dict[int, int]          # CPU → runs
+    ns_per_run: dict[int, int]       # CPU → the kernel's average ns per run there
 
     @property
-    def total(self):
+    def total(self) -> int:
+        """How many times the program ran, all CPUs together."""
         return sum(self.per_cpu.values())
 
     def __repr__(self):
@@ -35,7 +44,8 @@ class Runs:
         return f"<Runs {self.total:,} runs at the same time ({cpus})>"
 
 
-def run_on_all_cpus(prog, packet, repeat=1_000_000, cpus=None, fn=None):
+def run_on_all_cpus(prog: Program, packet: Packet | bytes, repeat: int = 1_000_000,
+                    cpus: Iterable[int] | None = None, fn: str | None = None) -> Runs:
     """Run XDP function `fn` of `prog` `repeat` times on `packet` on each CPU of `cpus` (default:
     every CPU this process may use), all CPUs at once. Returns Runs."""
     check_count(repeat, "repeat", most=MAX_REPEAT, example="1_000_000")

@@ -16,9 +16,12 @@ ndo-xmit-sg), xdp-rx-metadata-features (which metadata kfuncs work) and xsk-feat
 opened inside the lab host, off the notebook's asyncio loop when one runs) is kernel-layer code:
 xdplab.kernel.netdev; this module names the flags, shows them and measures the modes.
 """
+from __future__ import annotations
+
 import dataclasses
 import os
 import statistics
+from typing import TYPE_CHECKING, Sequence
 
 from xdplab.errors import LabError
 from xdplab.text import escape
@@ -26,6 +29,13 @@ from xdplab.lab.settle import settled
 from xdplab.kernel import netdev, netns
 # the family's socket lives in the kernel layer (the probe uses it too); these names stay here
 from xdplab.kernel.netdev import CMD_DEV_GET, AsyncNetdev, Netdev, netdev_msg  # noqa: F401
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from scapy.packet import Packet
+
+    from xdplab.lab.topology import Host, Interface, Lab
+    from xdplab.program.program import Program
 
 FAMILY = netdev.FAMILY      # the family this module asks for (read at each query)
 
@@ -60,14 +70,14 @@ class XdpFeatures:
     """The XDP features one device reports. `xdp`, `rx_metadata`, `xsk`: names of the flags set."""
     device: str
     ifindex: int
-    xdp: tuple = ()
-    rx_metadata: tuple = ()
-    xsk: tuple = ()
-    zc_max_segs: int = None
+    xdp: tuple[str, ...] = ()
+    rx_metadata: tuple[str, ...] = ()
+    xsk: tuple[str, ...] = ()
+    zc_max_segs: int | None = None
     available: bool = True           # False: this kernel cannot tell (no netdev family)
     note: str = ""
 
-    def __contains__(self, flag):
+    def __contains__(self, flag: str) -> bool:
         return flag in self.xdp
 
     native = property(lambda self: "basic" in self.xdp,
@@ -111,7 +121,7 @@ def _features(host, ifindex, name, msg):
                        msg.get_attr("NETDEV_A_DEV_XDP_ZC_MAX_SEGS"))
 
 
-def device(host, name):
+def device(host: Host, name: str) -> Interface:
     """An xdplab Interface for device `name` inside lab host `host` — a lab veth, `lo`, or one you
     made there (host.run("ip link add br0 up type bridge")) — for prog.attach, measure, ...
     Devices made inside a host go away with it when the lab closes."""
@@ -149,7 +159,7 @@ def _target(target, name=None):
                    "name: xdp_features(router, 'lo')")
 
 
-def xdp_features(target, name=None):
+def xdp_features(target: Interface | Host, name: str | None = None) -> XdpFeatures:
     """The XDP features of `target`: an Interface, a Host (its first interface), or a Host and
     the name of any device inside it. Returns XdpFeatures (available False on kernels < 6.3)."""
     host, ifindex = _target(target, name)
@@ -158,7 +168,7 @@ def xdp_features(target, name=None):
     return _features(host, ifindex, ifname, msg)
 
 
-def compare(*targets):
+def compare(*targets: Interface | Host) -> FeatureTable:
     """One table of the XDP features of several devices: Interfaces, or Hosts (every device
     inside them)."""
     found = []
@@ -176,7 +186,7 @@ class FeatureTable(list):
     """XdpFeatures of several devices; shows as a table with one column per device. Index it by
     position or by device: table["router:lo"]."""
 
-    def __getitem__(self, which):
+    def __getitem__(self, which: int | str) -> XdpFeatures:
         if not isinstance(which, str):
             return super().__getitem__(which)
         for f in self:
@@ -195,7 +205,9 @@ class FeatureTable(list):
         return compare_table(self)
 
 
-def compare_table(rows):
+def compare_table(rows: Sequence[XdpFeatures]) -> str:
+    """The HTML table of the features of `rows`, one column per device (or why the kernel cannot
+    tell)."""
     e = escape
     td = 'style="text-align:center;padding:2px 10px"'
     if not all(r.available for r in rows):
@@ -227,14 +239,15 @@ def _packets(snapshot):
 @dataclasses.dataclass
 class ModeCosts:
     """Per-packet cost of receiving and dropping the same frames in each XDP mode."""
-    ns_per_packet: dict            # mode → [ns per packet of each round]
-    sent: dict                     # mode → packets sent
-    counted: dict                  # mode → packets the program counted
-    received: dict                 # mode → packets the interface counted (rx_packets)
-    lost: dict = None              # mode → frames the sender's veth could not hand over (its
+    ns_per_packet: dict[str, list[float]]   # mode → [ns per packet of each round]
+    sent: dict[str, int]           # mode → packets sent
+    counted: dict[str, int]        # mode → packets the program counted
+    received: dict[str, int]       # mode → packets the interface counted (rx_packets)
+    lost: dict[str, int] | None = None   # mode → frames the sender's veth could not hand over (its
                                    # tx_queue_N_xdp_xmit_errors: the receiving ring was full)
 
-    def median(self, mode):
+    def median(self, mode: str) -> float:
+        """The median ns per packet of `mode` over its rounds."""
         return statistics.median(self.ns_per_packet[mode])
 
     def __repr__(self):
@@ -245,7 +258,7 @@ class ModeCosts:
                  for m in self.ns_per_packet]
         return "<ModeCosts " + "; ".join(parts) + ">"
 
-    def plot(self):
+    def plot(self) -> Figure:
         """A matplotlib figure (xdplab.charts): ns per packet in each mode, every round as a dot."""
         from xdplab.ui import charts
         modes = list(self.ns_per_packet)
@@ -265,8 +278,9 @@ class ModeCosts:
         return charts.finish(fig)
 
 
-def mode_costs(prog, sender, iface, packet, count=200_000, rounds=5, modes=("native", "generic"),
-               counter="counters", method="live_frames"):
+def mode_costs(prog: Program, sender: Host, iface: Interface, packet: Packet | bytes,
+               count: int = 200_000, rounds: int = 5, modes: Sequence[str] = ("native", "generic"),
+               counter: str = "counters", method: str = "live_frames") -> ModeCosts:
     """Attach `prog` to `iface` in each of `modes` in turn, `rounds` times, and have `sender`
     send `count` copies of `packet` each time with the fast injector (method="af_packet" on a
     kernel without live frames, before Linux 5.18: xdplab.probe().live_frames); the time per packet
@@ -293,7 +307,8 @@ def mode_costs(prog, sender, iface, packet, count=200_000, rounds=5, modes=("nat
 
 # --- what each mode is handed --------------------------------------------------------------------
 
-def tcp_transfer(sender, receiver, nbytes=2_000_000, port=5001, timeout=20.0):
+def tcp_transfer(sender: Host, receiver: Host, nbytes: int = 2_000_000, port: int = 5001,
+                 timeout: float = 20.0) -> int:
     """Send `nbytes` over one TCP connection from lab host `sender` to `receiver` (its address
     as seen from `sender`), with ordinary sockets opened inside each host's namespace; returns the
     number of bytes the receiver read. The sending stack cuts the stream into segments as it
@@ -346,10 +361,10 @@ def tcp_transfer(sender, receiver, nbytes=2_000_000, port=5001, timeout=20.0):
 class FrameSizes:
     """What lesson10_frame_sizes.c counted in each mode for the same TCP transfer."""
     limit: int          # the longest frame the link carries: MTU + 14
-    nbytes: dict        # mode → bytes the receiver read
-    fitting: dict       # mode → frames of at most `limit` bytes the program ran on
-    longer: dict        # mode → frames longer than `limit`
-    longest: dict       # mode → the longest frame, in bytes
+    nbytes: dict[str, int]     # mode → bytes the receiver read
+    fitting: dict[str, int]    # mode → frames of at most `limit` bytes the program ran on
+    longer: dict[str, int]     # mode → frames longer than `limit`
+    longest: dict[str, int]    # mode → the longest frame, in bytes
 
     def __repr__(self):
         parts = [f"{m}: ran {self.fitting[m] + self.longer[m]:,} times for {self.nbytes[m]:,} bytes, "
@@ -358,7 +373,8 @@ class FrameSizes:
         return "<FrameSizes " + "; ".join(parts) + ">"
 
 
-def frame_sizes(lab, sender, iface, modes=("generic", "native"), nbytes=2_000_000, port=5001):
+def frame_sizes(lab: Lab, sender: Host, iface: Interface, modes: Sequence[str] = ("generic", "native"),
+                nbytes: int = 2_000_000, port: int = 5001) -> FrameSizes:
     """Attach bpf/lesson10_frame_sizes.c to `iface` in each of `modes` in turn and send `nbytes`
     over TCP from `sender` to iface's host each time: how many frames the program ran on, how
     many were longer than the link's MTU allows, and the longest. Detaches it afterwards."""

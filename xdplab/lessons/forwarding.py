@@ -25,14 +25,24 @@ which would size the map by the largest index of the host. The map keyed by ifin
 BPF_MAP_TYPE_DEVMAP_HASH (Linux 5.4), which bcc cannot declare; so lesson05_redirect.c keeps a
 small hash from the arriving port's ifindex to its slot (`port_set` fills it).
 """
+from __future__ import annotations
+
 import errno
 import os
+from typing import TYPE_CHECKING
 
 from xdplab.kernel import bpf as kernel
 from xdplab.kernel import netns
 from xdplab.program import testrun
 from xdplab.errors import LabError, check_count
 from xdplab.lab.measure import Measured, measure  # noqa: F401 — also here, as the lessons import it
+
+if TYPE_CHECKING:
+    from scapy.packet import Packet
+
+    from xdplab.lab.topology import Interface
+    from xdplab.maps.map import Map
+    from xdplab.program.program import Program
 
 # enum of bpf_fib_lookup() return codes (include/uapi/linux/bpf.h), by value
 FIB_RESULTS = ("SUCCESS", "BLACKHOLE", "UNREACHABLE", "PROHIBIT", "NOT_FWDED", "FWD_DISABLED",
@@ -52,7 +62,7 @@ def _slot(m, key):
     return key
 
 
-def devmap_set(m, key, target):
+def devmap_set(m: Map, key: int, target: Interface) -> Map:
     """Slot `key` (a number) of devmap `m` (prog.maps["tx_port"]) := interface `target`. Written
     inside target's host, so the index means target there. Returns the map."""
     if m.kind != "devmap":
@@ -63,14 +73,14 @@ def devmap_set(m, key, target):
     return m
 
 
-def devmap_delete(m, key):
+def devmap_delete(m: Map, key: int) -> Map:
     """Empty slot `key` (a number) of devmap `m`: bpf_redirect_map() on it then returns the
-    action in the low bits of its flags argument (XDP_ABORTED for flags 0)."""
+    action in the low bits of its flags argument (XDP_ABORTED for flags 0). Returns the map."""
     m.pop(_slot(m, key), None)                # an empty slot is fine too; a closed program raises
     return m
 
 
-def port_set(m, port, slot):
+def port_set(m: Map, port: Interface, slot: int) -> Map:
     """Entry port.ifindex of hash `m` (prog.maps["out_slot"]) := `slot`: the devmap slot that frames
     arriving on lab interface `port` leave by. The key is the index `port` has in its own host,
     the one the program sees as ctx->ingress_ifindex there. Returns the map."""
@@ -83,7 +93,8 @@ def port_set(m, port, slot):
     return m
 
 
-def test_run_on(prog, iface, packet, fn=None):
+def test_run_on(prog: Program, iface: Interface, packet: Packet | bytes,
+                fn: str | None = None) -> testrun.TestRunResult:
     """Run `prog` once on `packet` as if it had arrived on lab interface `iface`: the context's
     ingress_ifindex is iface's, and the run happens in iface's host, so helpers that consult
     the network (bpf_fib_lookup) see that host's routes and neighbours. Returns a TestRunResult.
@@ -116,7 +127,7 @@ def test_run_on(prog, iface, packet, fn=None):
 test_run_on.__test__ = False          # a helper, not a test, when a test module imports it
 
 
-def fib_results(prog, map_name="fib_results"):
+def fib_results(prog: Program, map_name: str = "fib_results") -> dict[str, int]:
     """{answer name: lookups} from a per-answer counter array indexed by the bpf_fib_lookup()
     return value (as lesson05_router.c keeps one); answers never given are left out."""
     snap = prog.maps[map_name].snapshot()

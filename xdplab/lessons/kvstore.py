@@ -36,6 +36,8 @@ it for you. It is a separate process so that it shares no lock (the GIL) with th
 does not use `ip netns exec`: that gives a process a new /sys without the BPF filesystem, where
 the pinned cache map lives. It enters the namespace itself.
 """
+from __future__ import annotations
+
 import argparse
 import contextlib
 import ctypes
@@ -50,9 +52,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import (TYPE_CHECKING, Callable, Collection, Iterable, Iterator, Mapping, NoReturn,
+                    Optional, Sequence, Union)
 
 from xdplab.kernel import netns
 from xdplab.errors import LabError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from xdplab.lab.topology import Host
+    from xdplab.maps.map import Map
 
 PORT = 11211
 KEY_LEN, VAL_LEN = 8, 32
@@ -60,9 +70,11 @@ BPF_F_LOCK = 4                 # update: copy the value in under the entry's bpf
 LOCK_LEN = 4                   # struct bpf_spin_lock, the first field of struct kv_entry
 CHECKED_ENTRY = LOCK_LEN + KEY_LEN + VAL_LEN + 4 + 8   # ... and lesson 09's `check` (after padding)
 FNV_OFFSET, FNV_PRIME = 0xcbf29ce484222325, 0x100000001b3
+# a parsed reply: (kind, key, value), see parse_reply
+Reply = tuple[str, Optional[str], Union[str, dict[str, int], None]]
 
 
-def entry_check(k, v):
+def entry_check(k: bytes, v: bytes) -> int:
     """The `check` of an entry with key k and value v (bytes), as lesson09_kvcache.c computes it
     over its copy: FNV-1a over the five little-endian 64-bit words of key and value."""
     h = FNV_OFFSET
@@ -73,12 +85,12 @@ def entry_check(k, v):
 
 
 # -- the protocol -------------------------------------------------------------------------------
-def key(i):
+def key(i: int) -> str:
     """The i-th key of a lesson: "key00042"."""
     return f"key{i:05d}"
 
 
-def value(text):
+def value(text: object) -> str:
     """`text` as a value: padded with '.' to VAL_LEN bytes (at most VAL_LEN, no spaces)."""
     text = str(text)
     if len(text) > VAL_LEN or " " in text:
@@ -96,17 +108,19 @@ def _check(k, v=None):
                        "without spaces: kvstore.value('hello') pads one")
 
 
-def get_request(k):
+def get_request(k: str) -> bytes:
+    """The datagram of GET k."""
     _check(k)
     return f"GET {k}".encode()
 
 
-def set_request(k, v):
+def set_request(k: str, v: str) -> bytes:
+    """The datagram of SET k v."""
     _check(k, v)
     return f"SET {k} {v}".encode()
 
 
-def parse_reply(data):
+def parse_reply(data: bytes) -> Reply:
     """A reply → (kind, key, value): ("VALUE", k, v), ("MISS", k, None), ("STORED", k, None),
     ("STATS", None, {name: n}), ("ERROR", None, None)."""
     words = data.decode(errors="replace").split(" ")
@@ -124,13 +138,13 @@ def parse_reply(data):
 class Store:
     """The server's data and what it did. `cache` (a CacheMap) is written as described above;
     invalidate=False leaves out the delete after a SET (the racy design race() shows)."""
-    cache: object = None
+    cache: CacheMap | None = None
     invalidate: bool = True
-    data: dict = dataclasses.field(default_factory=dict)
-    counts: dict = dataclasses.field(default_factory=lambda: dict.fromkeys(
+    data: dict[bytes, bytes] = dataclasses.field(default_factory=dict)
+    counts: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(
         ("gets", "misses", "sets", "fills", "deletes"), 0))
 
-    def handle(self, request):
+    def handle(self, request: bytes) -> bytes:
         """One request (bytes) → its reply (bytes)."""
         words = request.split(b" ")
         if len(words) == 2 and words[0] == b"GET" and len(words[1]) == KEY_LEN:
@@ -157,7 +171,7 @@ class Store:
 class CacheMap:
     """The XDP program's `cache` map, opened from its pin in the BPF filesystem."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         from xdplab.kernel.libbpf import libbpf, map_info
         self.lib = libbpf()
         self.fd = self.lib.bpf_obj_get(str(path).encode())
@@ -170,19 +184,20 @@ class CacheMap:
             raise LabError(f"{path} is not a cache map of lesson09_kvcache.c "
                            f"(key {info.key_size} bytes, value {info.value_size} bytes)")
 
-    def fill(self, k, v):
+    def fill(self, k: bytes, v: bytes) -> bool:
         """Put key k (bytes) with value v (bytes) into the cache; False when it is full."""
         entry = bytes(LOCK_LEN) + k + v
         if self.checked:
             entry += bytes(4) + entry_check(k, v).to_bytes(8, "little")
         return self.lib.bpf_map_update_elem(self.fd, k, entry, BPF_F_LOCK) == 0
 
-    def delete(self, k):
+    def delete(self, k: bytes) -> bool:
         """Remove key k from the cache; False if it was not there."""
         return self.lib.bpf_map_delete_elem(self.fd, k) == 0
 
 
-def serve(port=PORT, ns=None, cache=None, invalidate=True, ready=None):
+def serve(port: int = PORT, ns: str | None = None, cache: str | os.PathLike[str] | None = None,
+          invalidate: bool = True, ready: Callable[[], object] | None = None) -> NoReturn:
     """The server loop (runs until killed). ns: namespace to serve in; cache: pin path."""
     if ns and not netns.exists(ns):
         raise LabError(f"there is no network namespace {ns!r}", "is the lab still open?")
@@ -209,7 +224,8 @@ class Server:
     """The key-value server as a process inside lab host `host`, stopped with the lab.
     `cache`: the XDP program's cache map (a Map, pinned for you) or None for no cache."""
 
-    def __init__(self, host, cache=None, port=PORT, invalidate=True):
+    def __init__(self, host: Host, cache: Map | str | os.PathLike[str] | None = None,
+                 port: int = PORT, invalidate: bool = True) -> None:
         host.lab.check_open()
         self.host, self.port = host, port
         argv = [sys.executable, "-m", "xdplab.lessons.kvstore", "serve", "--netns", host.ns, "--port", str(port)]
@@ -236,22 +252,24 @@ class Server:
                            f"{said.get('error', 'it exited without a message')}",
                            said.get("hint", "is another server on that port? close it (server.stop())"))
 
-    def pause(self):
+    def pause(self) -> None:
         """Freeze the server process (SIGSTOP): requests wait in its socket; the cache still answers."""
         self.proc.send_signal(signal.SIGSTOP)
 
-    def resume(self):
+    def resume(self) -> None:
+        """Let a paused server run again (SIGCONT)."""
         self.proc.send_signal(signal.SIGCONT)
 
     @contextlib.contextmanager
-    def paused(self):
+    def paused(self) -> Iterator[Server]:
+        """`with server.paused():` the server is frozen inside the block (pause, then resume)."""
         self.pause()
         try:
             yield self
         finally:
             self.resume()
 
-    def stop(self):
+    def stop(self) -> None:
         """Kill the server (a frozen one too)."""
         if self.proc.poll() is None:
             self.proc.kill()
@@ -268,7 +286,8 @@ class Client:
     """A UDP socket inside lab host `host`, talking to the server on host `server` (over IPv6
     with ipv6=True: the XDP program leaves IPv6 to the server)."""
 
-    def __init__(self, host, server, port=PORT, timeout=1.0, ipv6=False):
+    def __init__(self, host: Host, server: Host | str, port: int = PORT, timeout: float = 1.0,
+                 ipv6: bool = False) -> None:
         host.lab.check_open()
         self.host, self.timeout = host, timeout
         self.addr = (host.address_of(server, ipv6), port)
@@ -278,10 +297,11 @@ class Client:
         self.sock.settimeout(timeout)
         host.lab.on_close(self.close)
 
-    def send(self, request):
+    def send(self, request: bytes) -> None:
+        """Send one request datagram (get_request(), set_request(), b"STATS")."""
         self.sock.send(request)
 
-    def receive(self, count=None, timeout=None):
+    def receive(self, count: int | None = None, timeout: float | None = None) -> list[Reply]:
         """Up to `count` replies (all that come when None), parsed; stops after `timeout` quiet."""
         got = []
         self.sock.settimeout(self.timeout if timeout is None else timeout)
@@ -294,7 +314,7 @@ class Client:
             self.sock.settimeout(self.timeout)
         return got
 
-    def drain(self):
+    def drain(self) -> list[Reply]:
         """Throw away replies nobody waited for (late answers of timed-out requests)."""
         return self.receive(timeout=0.0001)
 
@@ -307,12 +327,12 @@ class Client:
                     return reply
         return None
 
-    def try_get(self, k, timeout=None):
+    def try_get(self, k: str, timeout: float | None = None) -> Reply | None:
         """GET key k: the parsed reply, ("VALUE", k, value) or ("MISS", k, None), or None when
         no reply came within the timeout."""
         return self._ask(get_request(k), {("VALUE", k), ("MISS", k)}, timeout)
 
-    def get(self, k, timeout=None):
+    def get(self, k: str, timeout: float | None = None) -> str | None:
         """The value of key k; None for MISS; raises when no reply comes within the timeout."""
         reply = self.try_get(k, timeout)
         if reply is None:
@@ -320,19 +340,21 @@ class Client:
                            "is the server running? (server.proc.poll() is None)")
         return reply[2]
 
-    def set(self, k, v):
+    def set(self, k: str, v: str) -> None:
+        """SET key k to value v; raises when STORED does not come within the timeout."""
         if self._ask(set_request(k, v), {("STORED", k)}) is None:
             raise LabError(f"no reply to SET {k} within {self.timeout}s",
                            "is the server running? (server.proc.poll() is None)")
 
-    def stats(self):
+    def stats(self) -> dict[str, int]:
         """The server's own counters (requests that reached it)."""
         reply = self._ask(b"STATS", {("STATS", None)})
         if reply is None:
             raise LabError("no reply to STATS", "is the server running?")
         return reply[2]
 
-    def close(self):
+    def close(self) -> None:
+        """Close the socket."""
         self.sock.close()
 
 
@@ -341,19 +363,22 @@ class Client:
 class Measurement:
     """What measure() saw: one latency per request of the closed loop (microseconds), the rate of
     the windowed run (requests per second), and the verdict on every reply."""
-    latencies_us: list
+    latencies_us: list[float]
     rate: float
     window: int = 1
     requests: int = 0         # requests sent in both runs
     correct: int = 0          # replies equal to the expected value
-    wrong: list = dataclasses.field(default_factory=list)    # (key, expected, got)
+    wrong: list[tuple[str | None, str | None, str | dict[str, int] | None]] = dataclasses.field(
+        default_factory=list)  # (key, expected, got)
     lost: int = 0             # requests never answered
 
     @property
-    def median_us(self):
+    def median_us(self) -> float:
+        """The median latency, in µs."""
         return statistics.median(self.latencies_us)
 
-    def percentile_us(self, p):
+    def percentile_us(self, p: float) -> float:
+        """The `p`-th percentile of the latencies (0 to 100), in µs."""
         lat = sorted(self.latencies_us)
         return lat[min(len(lat) - 1, int(p / 100 * len(lat)))]
 
@@ -363,7 +388,7 @@ class Measurement:
                 f"{len(self.wrong)} wrong, {self.lost} lost>")
 
 
-def fill(client, keys, tag="v1"):
+def fill(client: Client, keys: Iterable[str], tag: str = "v1") -> dict[str, str]:
     """SET every key to a value derived from it; returns the {key: value} the server now holds."""
     expected = {k: value(f"{tag}-{k}") for k in keys}
     for k, v in expected.items():
@@ -371,7 +396,8 @@ def fill(client, keys, tag="v1"):
     return expected
 
 
-def measure(client, expected, requests=2000, seconds=1.0, window=16):
+def measure(client: Client, expected: Mapping[str, str], requests: int = 2000,
+            seconds: float = 1.0, window: int = 16) -> Measurement:
     """GET the keys of `expected` ({key: value}) round-robin: `requests` one at a time (latency),
     then for `seconds` with `window` requests in flight (throughput). Every reply is checked
     against `expected`. The first GET of each key comes before the timing (it fills the cache).
@@ -442,7 +468,8 @@ def measure(client, expected, requests=2000, seconds=1.0, window=16):
     return m
 
 
-def coherence(client, keys, rounds=3):
+def coherence(client: Client, keys: Collection[str],
+              rounds: int = 3) -> list[tuple[str, str, str | None, str | None]]:
     """SET each key to a new value and GET it straight after, twice (the second GET is the one
     the cache can answer). Returns [(key, value set, first GET, second GET)] for every GET that
     did not return the value just set — empty when the cache is coherent."""
@@ -457,7 +484,7 @@ def coherence(client, keys, rounds=3):
     return stale
 
 
-def race(client, server, k):
+def race(client: Client, server: Server, k: str) -> tuple[str, str, str | None]:
     """The race of invalidating only in the packet path. With the server frozen, a GET (a miss:
     the key is not cached) and then a SET of a new value queue up in its socket; the XDP program
     sees the SET pass and deletes the key — there is nothing to delete yet. Then the server runs:
@@ -475,7 +502,7 @@ def race(client, server, k):
     return old, new, client.get(k)
 
 
-def plot(results):
+def plot(results: Mapping[str, Measurement]) -> Figure:
     """A figure (xdplab.charts): latency distribution (left) and throughput (right) of each
     {label: Measurement}, one colour each, the legend below."""
     import textwrap
@@ -521,7 +548,9 @@ def _die_with_parent():
         sys.exit(0)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m xdplab.lessons.kvstore serve ...`: run the server until killed; 1 when it
+    cannot start (the reason on stderr)."""
     ap = argparse.ArgumentParser(prog="python -m xdplab.lessons.kvstore",
                                  description="the lesson 09 UDP key-value server")
     sub = ap.add_subparsers(dest="cmd", required=True)

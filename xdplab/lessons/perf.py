@@ -19,11 +19,14 @@ so each measurement is repeated in rounds, interleaved, and the best round is ke
 round measured a disturbance, not the code. Counts are exact whatever the speed: each result
 keeps what was sent and what the program counted, for the lesson's checks.
 """
+from __future__ import annotations
+
 import dataclasses
 import errno
 import os
 import time
 import typing
+from typing import TYPE_CHECKING, Collection, Iterable, Sequence
 
 from xdplab.kernel import bpf as kernel
 from xdplab.text import escape
@@ -35,6 +38,14 @@ from xdplab.lab.settle import settled
 from xdplab.lessons.cpus import run_on_all_cpus
 from xdplab.errors import LabError, check_count, is_count
 from xdplab.kernel.constants import MAX_REPEAT
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from scapy.packet import Packet
+
+    from xdplab.lab.topology import Host, Interface
+    from xdplab.program.program import Program
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)   # live frames: 64 by default, 256 at most
 
@@ -53,7 +64,7 @@ REFERENCE = (("XDP_DROP, mlx5 driver", 24.0),
 
 # -- presentation ------------------------------------------------------------------------------
 
-def chart(width=6.4, height=3.0):
+def chart(width: float = 6.4, height: float = 3.0) -> tuple[Figure, Axes]:
     """A new Chart (a matplotlib Figure that displays itself: xdplab.charts) and its one Axes,
     its value axis (x: the charts here are horizontal bars) at round steps."""
     from xdplab.ui import charts
@@ -91,7 +102,7 @@ class _Shown:
         return _text(self._title, *self._rows())
 
 
-def mpps(ns_per_packet):
+def mpps(ns_per_packet: float) -> float:
     """Packets per second (in millions) of one CPU spending `ns_per_packet` on each."""
     return 1e3 / ns_per_packet if ns_per_packet else float("inf")
 
@@ -102,10 +113,10 @@ def mpps(ns_per_packet):
 class Ladder(_Shown):
     """ns per run of each function (best round), every round's ns, verdicts, and how many times
     each function ran in all (repeats, plus the runs that took its verdict)."""
-    ns: dict
-    rounds: dict
-    verdicts: dict
-    runs: dict
+    ns: dict[str, int]             # function → ns per run, best round
+    rounds: dict[str, list[int]]   # function → ns per run of every round
+    verdicts: dict[str, str]
+    runs: dict[str, int]
     repeat: int
     _title = "ns per run, BPF_PROG_TEST_RUN"
 
@@ -114,7 +125,8 @@ class Ladder(_Shown):
                 [(fn, self.verdicts[fn], self.ns[fn], " ".join(map(str, self.rounds[fn])),
                   f"{self.runs[fn]:,}") for fn in self.ns])
 
-    def chart(self):
+    def chart(self) -> Figure:
+        """The cost of each function as horizontal bars (a matplotlib Figure)."""
         fig, ax = chart(height=0.45 * len(self.ns) + 1.0)
         names = list(self.ns)[::-1]
         bars = ax.barh(names, [self.ns[n] for n in names], color="C0")
@@ -128,7 +140,8 @@ class Ladder(_Shown):
         return _finish(fig)
 
 
-def ladder(prog, packet, fns=None, repeat=500_000, rounds=5):
+def ladder(prog: Program, packet: Packet | bytes, fns: Iterable[str] | None = None,
+           repeat: int = 500_000, rounds: int = 5) -> Ladder:
     """Run each XDP function of `prog` (all of them by default, in source order) `repeat` times
     on `packet` with BPF_PROG_TEST_RUN, in `rounds` interleaved rounds. Returns a Ladder."""
     check_count(repeat, "repeat", most=MAX_REPEAT, example="500_000")
@@ -149,10 +162,10 @@ def ladder(prog, packet, fns=None, repeat=500_000, rounds=5):
 class Contention(_Shown):
     """ns per run of each function on one CPU alone, and on every CPU at the same time (the
     average of the CPUs), best round of each; `runs`: how many times each function ran."""
-    alone: dict
-    together: dict
-    runs: dict
-    cpus: list
+    alone: dict[str, float]        # function → ns per run on one CPU
+    together: dict[str, float]     # function → ns per run, every CPU at once ({} with one CPU)
+    runs: dict[str, int]
+    cpus: list[int]
     _title = "ns per run: one CPU alone, or every CPU at once"
 
     def _rows(self):
@@ -161,7 +174,8 @@ class Contention(_Shown):
                 [(fn, self.alone[fn], self.together.get(fn, "-"), f"{self.runs[fn]:,}")
                  for fn in self.alone])
 
-    def chart(self):
+    def chart(self) -> Figure:
+        """One CPU alone against all of them, per function (a matplotlib Figure)."""
         import numpy as np
         from xdplab.ui import charts
         fig, ax = chart(height=2.9)
@@ -184,7 +198,8 @@ class Contention(_Shown):
         return _finish(fig)
 
 
-def contention(prog, packet, fns, repeat=1_000_000, rounds=3):
+def contention(prog: Program, packet: Packet | bytes, fns: Collection[str],
+               repeat: int = 1_000_000, rounds: int = 3) -> Contention:
     """Run each of `fns` `repeat` times on one CPU alone, then on every CPU at the same time
     (xdplab.cpus.run_on_all_cpus), in interleaved rounds. Returns a Contention."""
     check_count(repeat, "repeat", most=MAX_REPEAT, example="500_000")
@@ -343,7 +358,7 @@ class Delivery:
     ns_per_packet: float
 
     @property
-    def rate(self):
+    def rate(self) -> float:
         """Packets per second one CPU gets through at this cost."""
         return 1e9 / self.ns_per_packet if self.ns_per_packet else float("inf")
 
@@ -365,7 +380,7 @@ class Rates(list, _Shown):
                 "AF_PACKET frames into the receiving program (the wall clock; no veth row: the "
                 "kernel's clock)")
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: int | str) -> Delivery:
         if isinstance(key, str):
             for d in self:
                 if d.path == key:
@@ -381,7 +396,8 @@ class Rates(list, _Shown):
 
     __repr__ = _Shown.__repr__
 
-    def chart(self):
+    def chart(self) -> Figure:
+        """Packets per second along each path (a matplotlib Figure)."""
         fig, ax = chart(height=0.5 * len(self) + 1.1)
         rows = list(self)[::-1]
         bars = ax.barh([d.path for d in rows], [d.rate / 1e6 for d in rows],
@@ -399,8 +415,10 @@ class Rates(list, _Shown):
         return _finish(fig)
 
 
-def receive_rates(sender, receiver, prog, packet, fn=None, counter="counters", count=1_000_000,
-                  modes=("native", "generic"), method="live_frames"):
+def receive_rates(sender: Host, receiver: Host, prog: Program, packet: Packet | bytes,
+                  fn: str | None = None, counter: str = "counters", count: int = 1_000_000,
+                  modes: Sequence[str] = ("native", "generic"),
+                  method: str = "live_frames") -> Rates:
     """Inject `count` copies of `packet` from `sender` to `receiver` (in the injector's default
     batches of 64) while XDP function `fn` of `prog` runs on the receiver's interface in each of
     `modes`; first, for comparison, the injector runs `fn` itself, with no veth. `fn` must drop
@@ -437,10 +455,11 @@ class Fit(typing.NamedTuple):
 class Sweep(_Shown):
     """Per receiver mode and batch size: the kernel's ns per frame of every round, frames sent and
     counted; fit(mode) is the cost model through the best rounds."""
-    ns: dict             # {mode: {batch: [ns per frame of each round]}}
-    sent: dict           # {mode: {batch: frames}}
-    counted: dict        # {mode: {batch: frames the receiver counted}}
-    dropped: dict        # {mode: {batch: frames the veth dropped (its receive ring was full)}}
+    ns: dict[str, dict[int, list[float]]]   # {mode: {batch: [ns per frame of each round]}}
+    sent: dict[str, dict[int, int]]         # {mode: {batch: frames}}
+    counted: dict[str, dict[int, int]]      # {mode: {batch: frames the receiver counted}}
+    dropped: dict[str, dict[int, int]]      # {mode: {batch: frames the veth dropped (its
+                                            # receive ring was full)}}
     how: str = "live frames"     # or "test runs": repeat_sweep, the wall clock per run
 
     @property
@@ -448,10 +467,11 @@ class Sweep(_Shown):
         return (f"{self.how}: cost per frame against batch size" if self.how == "live frames"
                 else f"{self.how}: wall-clock cost per run against runs per call (repeat)")
 
-    def best(self, mode, batch):
+    def best(self, mode: str, batch: int) -> float:
+        """The best round's ns per frame of `mode` at batch size `batch`."""
         return min(self.ns[mode][batch])
 
-    def fit(self, mode):
+    def fit(self, mode: str) -> Fit:
         """Fit(per_frame, per_batch): the model ns(B) = per_frame + per_batch / B, fitted by
         least squares to the best round of each batch size B."""
         import numpy as np
@@ -470,7 +490,9 @@ class Sweep(_Shown):
         return ("receiver", "batch", "ns per frame (best)", "Mpps", "every round", "sent",
                 "counted", "dropped"), rows
 
-    def chart(self):
+    def chart(self) -> Figure:
+        """Packets per second against batch size, every round and the fitted model (a matplotlib
+        Figure)."""
         import numpy as np
         from xdplab.ui import charts
         fig, ax = charts.figure(height=4.0)
@@ -501,8 +523,10 @@ class Sweep(_Shown):
         return fig
 
 
-def batch_sweep(sender, receiver, prog, packet, fn=None, counter="counters", sizes=BATCH_SIZES,
-                frames=100_000, rounds=3, modes=("native", "generic")):
+def batch_sweep(sender: Host, receiver: Host, prog: Program, packet: Packet | bytes,
+                fn: str | None = None, counter: str = "counters",
+                sizes: Sequence[int] = BATCH_SIZES, frames: int = 100_000, rounds: int = 3,
+                modes: Sequence[str] = ("native", "generic")) -> Sweep:
     """For each of `modes`, run XDP function `fn` of `prog` (which must drop `packet` and count
     verdicts in map `counter`) on the receiver's interface and inject `frames` copies of `packet`
     from `sender` at each batch size of `sizes`, in `rounds` interleaved rounds. Returns a Sweep."""
@@ -526,8 +550,10 @@ def batch_sweep(sender, receiver, prog, packet, fn=None, counter="counters", siz
     return Sweep(ns, sent, counted, dropped)
 
 
-def repeat_sweep(receiver, prog, packet, fn=None, counter="counters", sizes=BATCH_SIZES,
-                 runs=25_600, rounds=3):
+def repeat_sweep(receiver: Host | Interface, prog: Program, packet: Packet | bytes,
+                 fn: str | None = None, counter: str = "counters",
+                 sizes: Sequence[int] = BATCH_SIZES, runs: int = 25_600,
+                 rounds: int = 3) -> Sweep:
     """Batching without live frames (any kernel): run XDP function `fn` of `prog` (which must
     drop `packet` and count verdicts in map `counter`) `runs` times at each batch size B of
     `sizes`, as runs / B calls of BPF_PROG_TEST_RUN with repeat=B, in `rounds` interleaved
@@ -574,14 +600,15 @@ def repeat_sweep(receiver, prog, packet, fn=None, counter="counters", sizes=BATC
 @dataclasses.dataclass(repr=False)
 class Comparison(_Shown):
     """(source, what, Mpps) rows: the published reference points and this machine's."""
-    rows: list
+    rows: list[tuple[str, str, float]]
     _title = f"single-core drop rates: {PAPER} ({PAPER_SETUP}), and this machine"
 
     def _rows(self):
         return (("source", "what", "Mpps", "ns per packet"),
                 [(s, w, f"{m:.2f}", f"{1e3 / m:.1f}") for s, w, m in self.rows])
 
-    def chart(self):
+    def chart(self) -> Figure:
+        """The rates as horizontal bars, the paper's in grey (a matplotlib Figure)."""
         fig, ax = chart(width=7.0, height=0.38 * len(self.rows) + 1.3)
         rows = self.rows[::-1]
         bars = ax.barh([w for _, w, _ in rows], [m for _, _, m in rows],
@@ -611,7 +638,7 @@ class Machine(_Shown):
                  ("Spectre v2 mitigation", self.spectre_v2)])
 
 
-def calls(prog, fn=None):
+def calls(prog: Program, fn: str | None = None) -> list[str]:
     """The kernel functions XDP function `fn` of `prog` calls, as the verifier left it (what
     `bpftool prog dump xlated` shows as `call name#...`), in order. A map lookup the verifier
     inlined is no call at all: a plain array's, and on recent kernels a per-CPU array's."""
@@ -636,7 +663,7 @@ def calls(prog, fn=None):
     return found
 
 
-def machine():
+def machine() -> Machine:
     """The kernel, CPU model and count, whether this is a virtual machine (the CPU's
     "hypervisor" flag), and the kernel's Spectre v2 mitigation (retpolines cost indirect calls)."""
     def read(path, default="unknown"):
@@ -653,7 +680,8 @@ def machine():
                    read("/sys/devices/system/cpu/vulnerabilities/spectre_v2").strip())
 
 
-def reference(rates, costs=None, fn=None):
+def reference(rates: Iterable[Delivery], costs: Ladder | None = None,
+              fn: str | None = None) -> Comparison:
     """The XDP paper's single-core drop rates beside this machine's: `rates` from receive_rates,
     and, from a Ladder `costs`, what XDP function `fn` could do if running it were all there is
     to a packet (default: the cheapest function that drops)."""

@@ -19,6 +19,8 @@ Rates and sizes are written as tc writes them: "10mbit" (bits/s, 1000-based: bit
 bps kbps mbps gbps are bytes/s), "16kb" (bytes, 1024-based: b kb mb), or plain numbers
 (bits/s, bytes).
 """
+from __future__ import annotations
+
 import errno
 import ipaddress
 import math
@@ -28,12 +30,21 @@ import socket
 import statistics
 import threading
 import time
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, NamedTuple
 
 from xdplab.kernel import netns
 from xdplab.text import escape
 from xdplab.lab import traffic
 from xdplab.errors import LabError, is_count, is_positive
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from scapy.packet import Packet
+
+    from xdplab.lab.topology import Host, Interface
+    from xdplab.maps.codecs import Decoded
+    from xdplab.maps.map import Map
+    from xdplab.program.program import Program
 
 TC_H_ROOT = 0xFFFFFFFF
 _RATE_UNITS = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9, "tbit": 1e12,
@@ -43,7 +54,7 @@ _PING = re.compile(r"^\[(\d+\.\d+)\].*icmp_seq=(\d+).*time=([\d.]+) ms")
 _PING_SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
 
 
-def parse_rate(rate):
+def parse_rate(rate: str | float) -> int:
     """Bits per second from "10mbit", "2.5mbit", "1250kbps" (bytes/s) or a number (bits/s)."""
     if is_positive(rate):
         return int(rate)
@@ -51,7 +62,7 @@ def parse_rate(rate):
                       "(bits/s), '125kbps' (bytes/s), or a number of bits/s")
 
 
-def parse_size(size):
+def parse_size(size: str | int) -> int:
     """Bytes from "16kb", "1500b", "1mb" or a number."""
     if is_count(size):
         return size
@@ -82,10 +93,10 @@ class QdiscStats(NamedTuple):
     requeues: int
     backlog: int
     qlen: int
-    rate: int = None
-    limit: int = None
+    rate: int | None = None
+    limit: int | None = None
 
-    def since(self, before):
+    def since(self, before: QdiscStats) -> QdiscStats:
         """What the counters did since `before` (the queue fields stay as they are now)."""
         return self._replace(**{f: getattr(self, f) - getattr(before, f)
                                 for f in ("bytes", "packets", "drops", "overlimits", "requeues")})
@@ -116,14 +127,14 @@ def _root_stats(ipr, iface):
     raise LabError(f"{iface} has no root qdisc")
 
 
-def qdisc_stats(iface):
+def qdisc_stats(iface: Interface) -> QdiscStats:
     """The statistics of lab interface `iface`'s root qdisc (what `tc -s qdisc show` prints)."""
     iface = _lab_iface(iface)
     with netns.netlink(iface.host.ns) as ipr:
         return _root_stats(ipr, iface)
 
 
-def have_qdisc(host, kind, *args):
+def have_qdisc(host: Host, kind: str, *args: str) -> bool:
     """Whether this kernel has qdisc `kind` ("fq_codel", "netem", ...): tried, with tc arguments
     `args` (for the kinds xdplab.doctor knows, its own), on the loopback device of lab host
     `host`, and removed again."""
@@ -135,10 +146,11 @@ def have_qdisc(host, kind, *args):
     return res.returncode == 0
 
 
-def set_queue(iface, kind, *args):
+def set_queue(iface: Interface, kind: str, *args: object) -> QdiscStats:
     """Make qdisc `kind` (with tc arguments `args`) the queue inside the tbf that shapes lab
     interface `iface`: tbf keeps setting the rate, `kind` decides what waits and what is
-    dropped. E.g. set_queue(iface, "fq_codel"), set_queue(iface, "bfifo", "limit", "15kb")."""
+    dropped. E.g. set_queue(iface, "fq_codel"), set_queue(iface, "bfifo", "limit", "15kb").
+    Returns the root qdisc's statistics afterwards."""
     root = qdisc_stats(iface)
     if root.kind != "tbf":
         raise LabError(f"{iface} is not shaped by tbf (its root qdisc is {root.kind})",
@@ -155,7 +167,8 @@ def set_queue(iface, kind, *args):
 
 # --- the policer's settings ----------------------------------------------------------------------
 
-def set_policy(prog, rate, burst="16kb", map_name="policy"):
+def set_policy(prog: Program, rate: str | float | None, burst: str | int = "16kb",
+               map_name: str = "policy") -> Decoded:
     """Write the token bucket's rate ("4mbit"; None or 0: no policing) and burst (bucket depth,
     "16kb") into slot 0 of `prog`'s `policy` array (lesson08_policer.c). Returns the policy."""
     m = prog.maps[map_name]
@@ -177,7 +190,8 @@ def set_policy(prog, rate, burst="16kb", map_name="policy"):
     return m[0]
 
 
-def verdicts(prog, source, since=None, map_name="stats"):
+def verdicts(prog: Program, source: str | ipaddress.IPv4Address,
+             since: Mapping[Decoded, Decoded] | None = None, map_name: str = "stats") -> Decoded:
     """What lesson08_policer.c's `stats` counted for IPv4 `source` (passed, passed_bytes,
     dropped, dropped_bytes): all of it, or with `since` (an earlier `prog.maps["stats"].snapshot()`)
     only what it counted after that snapshot, so a proof counts its own traffic only."""
@@ -209,7 +223,8 @@ class Flood(traffic.Background):
 
     TICK = 0.001
 
-    def __init__(self, host, packet, rate, seconds=5.0, iface=None):
+    def __init__(self, host: Host, packet: Packet | bytes, rate: str | float,
+                 seconds: float | None = 5.0, iface: Interface | str | Host | None = None) -> None:
         host.lab.check_open()
         if isinstance(packet, (list, tuple)):
             raise LabError("a Flood sends one packet over and over, not a list",
@@ -251,7 +266,8 @@ class Flood(traffic.Background):
             self._sock.close()
 
     @property
-    def frame_len(self):
+    def frame_len(self) -> int:
+        """The length of each frame sent, in bytes."""
         return len(self.frame)
 
     def __repr__(self):
@@ -276,8 +292,10 @@ class LoadTest:
         .offered_by          {host name: Mbit/s sent}
     """
 
-    def __init__(self, probe, target, bottleneck, floods=(), seconds=5.0, interval=0.05,
-                 count_at=None, name=None):
+    def __init__(self, probe: Host, target: Host | str, bottleneck: Interface,
+                 floods: Iterable[tuple[Host, Packet | bytes, str | float]] = (),
+                 seconds: float = 5.0, interval: float = 0.05, count_at: Map | None = None,
+                 name: str | None = None) -> None:
         self.lab = probe.lab
         self.lab.check_open()
         self.bottleneck = _lab_iface(bottleneck)
@@ -372,10 +390,11 @@ class LoadTest:
 
     # -- results ---------------------------------------------------------------------------------------
     @property
-    def running(self):
+    def running(self) -> bool:
+        """True until the test is over."""
         return not self._done.is_set()
 
-    def wait(self, timeout=None):
+    def wait(self, timeout: float | None = None) -> LoadTest:
         """Block until the test is over (at most `seconds` + a few); returns the test."""
         self._runner.join(timeout if timeout is not None else self.seconds + 15)
         if self.running:
@@ -386,7 +405,7 @@ class LoadTest:
         return self
 
     @property
-    def median_rtt(self):
+    def median_rtt(self) -> float | None:
         """The median RTT of the answered pings, in ms (None when none was answered)."""
         return statistics.median(r for _, r in self.rtts) if self.rtts else None
 
@@ -394,7 +413,7 @@ class LoadTest:
     # held frames in at least FULL_SAMPLES of the samples taken from FULL_AFTER s on.
     FULL_OFFER, FULL_SAMPLES, FULL_AFTER = 1.2, 0.9, 0.5
 
-    def link_full(self):
+    def link_full(self) -> tuple[bool, str]:
         """(True, why) when the floods kept the bottleneck busy with a queue the whole time, else
         (False, why), in plain words. RTT ≈ queue delay, and what a policer or an AQM does to
         it, can only be seen on a link kept full; a machine too busy or too slow to send the
@@ -415,34 +434,36 @@ class LoadTest:
                        "lesson again when it is idle")
 
     @property
-    def median_queue_delay(self):
+    def median_queue_delay(self) -> float | None:
         """The median of the queue's delay (backlog ÷ link rate) while the floods ran, in ms."""
         during = [self.queue_delay(b) for t, b in self.queue if t <= self.seconds]
         return statistics.median(during) if during else None
 
     @property
-    def loss(self):
+    def loss(self) -> float:
+        """The part of the pings that got no answer, from 0 to 1."""
         sent, answered = self.pings
         return 1 - answered / sent if sent else 0.0
 
-    def queue_delay(self, backlog):
+    def queue_delay(self, backlog: float) -> float:
         """How long `backlog` bytes wait at the link's rate, in ms."""
         return 1000 * backlog / self.link_rate if self.link_rate else 0.0
 
     @property
-    def throughput(self):
+    def throughput(self) -> dict[str, float]:
         """Mbit/s of whole frames delivered per flooding host (needs count_at)."""
         lengths = {host.name: flood.frame_len for host, flood in self.floods}
         return {name: round(n * lengths[name] * 8 / self.seconds / 1e6, 2)
                 for name, n in self.delivered.items()}
 
     @property
-    def offered_by(self):
+    def offered_by(self) -> dict[str, float]:
         """Mbit/s of frames each flooding host sent, over the test (what it asked the link for)."""
         return {host.name: round(self.sent.get(host.name, 0) * flood.frame_len * 8 / self.seconds
                                  / 1e6, 2) for host, flood in self.floods}
 
-    def chart(self, window=None, interval=0.25):
+    # -> Any: an xdplab.ui RatesChart (an ipywidgets widget), not imported here for a hint
+    def chart(self, window: float | None = None, interval: float = 0.25) -> Any:
         """A live chart of the last ping RTT and of the queue's delay (backlog ÷ link rate), in
         ms, while the test runs; it stops when the test ends."""
         from xdplab.ui.widgets import RatesChart, Stop
@@ -458,7 +479,7 @@ class LoadTest:
                           window=window or self.seconds + 1, interval=interval, rates=False,
                           lab=self.lab, title=f"{self.name}: ping RTT and queue delay, ms")
 
-    def summary(self):
+    def summary(self) -> dict[str, object]:
         """The numbers, as a dict (for tables and checks)."""
         out = {"test": self.name, "median RTT ms": _round(self.median_rtt),
                "pings answered": f"{self.pings[1]}/{self.pings[0]}",
@@ -485,7 +506,8 @@ def _round(x):
     return None if x is None else (round(x, 3) if x < 1 else round(x, 1))
 
 
-def table(*tests):
+# -> Any: an IPython.display.HTML, not imported here for a hint
+def table(*tests: LoadTest) -> Any:
     """The summaries of several tests as one HTML table."""
     from IPython.display import HTML
     rows = [t.summary() for t in tests]
@@ -496,7 +518,7 @@ def table(*tests):
     return HTML(f"<table><tr>{head}</tr>{body}</table>")
 
 
-def plot(*tests, title=None):
+def plot(*tests: LoadTest, title: str | None = None) -> Figure:
     """A matplotlib figure (xdplab.charts): the ping RTTs (log scale) and the queue's delay over
     time, one colour per test, the legend below."""
     from xdplab.ui import charts
@@ -525,7 +547,7 @@ def plot(*tests, title=None):
     return fig
 
 
-def shares(test):
+def shares(test: LoadTest) -> dict[str, float]:
     """Each flooding host's part of what was delivered, from 0 to 1 (needs count_at)."""
     total = sum(test.delivered.values())
     return {name: round(n / total, 3) if total else math.nan for name, n in test.delivered.items()}
