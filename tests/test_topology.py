@@ -278,7 +278,9 @@ def test_the_public_api_is_typed_and_every_hint_resolves():
     from xdplab.lab import listener, topology, traffic
     from xdplab.program import program, testrun
     assert (P(xdplab.__file__).parent / "py.typed").is_file()
-    names = {**vars(topology), **vars(traffic), **vars(program), **vars(testrun), **vars(listener)}
+    from scapy.packet import Packet          # the modules import it under TYPE_CHECKING only
+    names = {**vars(topology), **vars(traffic), **vars(program), **vars(testrun), **vars(listener),
+             "Packet": Packet}
     public = [topology.Lab.chain, topology.Lab.pair, topology.Lab.link, topology.Lab.host,
               topology.Lab.load, topology.Host.ping, topology.Host.run, topology.Host.send,
               topology.Host.stream, topology.Host.iface, topology.Interface.xdp,
