@@ -45,6 +45,9 @@ export XDPLAB_GUEST_OUT=$out
   echo "links: $(ip -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')"
   echo "mounts:"; grep -E ' (bpf|tracefs|tmpfs|9p|virtiofs) ' /proc/mounts
 } > "$out/guest.txt" 2>&1
+# the guest's kernel log as it is written (an OOM kill, a segfault), kept beside the results
+dmesg -w > "$out/dmesg.log" 2>&1 &
+dmesg_pid=$!
 
 if has doctor; then
   log "doctor begin"
@@ -84,5 +87,6 @@ if has lessons; then
   log "lessons end rc=$?"
 fi
 log "done"
+kill "$dmesg_pid" 2>/dev/null
 echo ok > "$out/done"
 sync
