@@ -90,7 +90,8 @@ def netlink(ns: str, factory: Callable[[], Any] | None = None) -> Iterator[Any]:
     that already runs one — the main thread of every Jupyter kernel. There the socket is made and
     used on a worker thread, and calls are forwarded to it."""
     if factory is None:
-        from pyroute2 import IPRoute as factory
+        from pyroute2 import IPRoute
+        factory = IPRoute
     if before_use is not None:
         before_use(ns)
     if not _loop_running():

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from xdplab.program.testrun import TestRunResult
 
     # a case's function: what was seen when it passed (or None); a verdict case's look further
-    CaseFunction = Callable[[Trial], str | None]
+    CaseFunction = Callable[["Trial"], str | None]      # Trial: defined below
     ResultCheck = Callable[[TestRunResult], str | None]
 WORDS = {"XDP_ABORTED": "aborted (XDP_ABORTED)", "XDP_DROP": "dropped", "XDP_PASS": "passed",
          "XDP_TX": "sent back out (XDP_TX)", "XDP_REDIRECT": "redirected"}

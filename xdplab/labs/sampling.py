@@ -14,7 +14,7 @@ sends the same packets.
 from __future__ import annotations
 
 import random
-from typing import Container, Sequence
+from typing import Container
 
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import (ICMPv6EchoReply, ICMPv6EchoRequest, IPv6ExtHdrDestOpt,
@@ -114,7 +114,7 @@ def ipv6_chain(rng: random.Random, count: int | None = None,
                     + ", ".join(words[n] for n in names) + ")")
 
 
-def stack(*layers: Packet | Sequence[Packet] | None) -> Packet | None:
+def stack(*layers: Packet | list[Packet] | tuple[Packet, ...] | None) -> Packet | None:
     """layers joined with '/' (None and [] left out, lists spread); None when none is left."""
     out = None
     for item in layers:

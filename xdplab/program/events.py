@@ -181,7 +181,7 @@ def table_html(summary: str, columns: Sequence[str], rows: Sequence[Sequence[obj
 
 class _Live:
     """What EventLog and TraceLog share: the live view, wait(), the lab and exit hooks."""
-    closed = None                 # why it stopped (None while it runs)
+    closed: str | None = None     # why it stopped (None while it runs)
     live_view = None              # the live view the UI made of it (xdplab.ui.logs), if any
 
     def _hook_lab(self, lab):
