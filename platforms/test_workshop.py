@@ -1,0 +1,322 @@
+"""A workshop run on this machine (README, "Workshops"; issue 14, item 4): `make workshop` as an
+instructor starts it, with three participants.
+
+The Docker engine and the xdplab image come from platforms/test_docker.py's fixtures (the engine
+started as there, without a bridge or iptables rules, and stopped afterwards; the image built by
+env/image.sh). Then env/workshop/run.sh, as `sudo make workshop PARTICIPANTS=... PORT=...` runs
+it, in the background; and then, as the room would:
+
+- each participant signs in through the hub's REST API (a token from their name and password),
+  one of them also through the login page in headless Chromium, which opens JupyterLab;
+- their servers start (one container each), a lesson is opened, and a lab check runs in each
+  container at the same time: a pass, a failure, another lab's pass; their labs never collide;
+- the instructor view (as the instructor, through the hub) has three rows with those states,
+  and a participant may not see it;
+- one participant's container is killed in the middle of a lab: the hub and the other two go on
+  (a check runs again), and that participant's lab namespaces are gone from the machine;
+- the hub is stopped as Ctrl-C stops it: no container, network, volume, hub or proxy process is
+  left, and neither is the engine we started.
+
+Run: sudo .venv/bin/python -m pytest -p no:cacheprovider platforms/test_workshop.py
+(heavy: the image build takes minutes; not part of `make test`).
+"""
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from test_docker import ARTIFACTS, DOCKER, base, docker, engine, image  # noqa: F401  (fixtures)
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+NAMES = ["wsa", "wsb", "wsc"]                 # A passes, B fails, C is killed mid-lab
+NETWORK = "xdplab-workshop-test"
+VOLUME = "xdplab-workshop-test-{username}"
+INSTRUCTOR_PASSWORD = "instructor-test-pw"
+
+
+def free_port_block():
+    """A port with the three after it free on 127.0.0.1 (the hub uses PORT to PORT+3)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            first = s.getsockname()[1]
+        if first > 65000:
+            continue
+        try:
+            for p in range(first, first + 4):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+            return first
+        except OSError:
+            continue
+    raise AssertionError("no four free ports in a row")
+
+
+def http(url, method="GET", token=None, body=None, timeout=30):
+    """(status, parsed JSON or text) of a request; errors are answers too."""
+    headers = {"Authorization": f"token {token}"} if token else {}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            status, text = r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        status, text = e.code, e.read().decode()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+def until(what, check, timeout, every=2):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
+
+
+def ours():
+    """What a workshop of this test may leave: containers, networks, volumes, processes."""
+    names = docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    networks = docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+    volumes = docker("volume", "ls", "--format", "{{.Name}}").stdout.split()
+    procs = subprocess.run(["pgrep", "-af", "jupyterhub|configurable-http-proxy|sockbridge.py|"
+                            "instructor.py|jupyterhub_idle_culler"], capture_output=True,
+                           text=True).stdout.splitlines()
+    return {"containers": [n for n in names if any(n == f"xdplab-workshop-{u}" for u in NAMES)],
+            "networks": [n for n in networks if n == NETWORK],
+            "volumes": [v for v in volumes if v.startswith("xdplab-workshop-test-")],
+            "processes": [p for p in procs if "pgrep" not in p]}
+
+
+def net_namespaces_alive():
+    """The inode of every network namespace this machine still holds: of a process, or bound
+    to a path (a lab's /run/netns/... in any mount namespace)."""
+    alive = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            alive.add(os.stat(proc / "ns" / "net").st_ino)
+            alive |= {int(m) for m in re.findall(r"net:\[(\d+)\]", (proc / "mountinfo").read_text())}
+        except OSError:
+            continue
+    return alive
+
+
+@pytest.fixture
+def hub(image, tmp_path_factory):
+    """`make workshop` with three participants, in the background; stopped as Ctrl-C stops it."""
+    assert not any(ours().values()), f"left from before: {ours()}"
+    state = tmp_path_factory.mktemp("workshop-state")
+    port = free_port_block()
+    env = {**os.environ, "PARTICIPANTS": ",".join(NAMES), "PORT": str(port), "HOST": "127.0.0.1",
+           "IMAGE": image, "DOCKER": DOCKER, "VOLUME": VOLUME, "MEM_LIMIT": "2G", "CPU_LIMIT": "1",
+           "INSTRUCTOR_PASSWORD": INSTRUCTOR_PASSWORD, "XDPLAB_WORKSHOP_STATE": str(state),
+           "XDPLAB_WORKSHOP_NETWORK": NETWORK}
+    log = open(ARTIFACTS / "workshop-hub.log", "w")
+    proc = subprocess.Popen(["bash", str(ROOT / "env" / "workshop" / "run.sh")], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 900          # the first run installs the hub and the proxy
+        while not (proc.poll() is None and http(f"{base_url}/hub/api/", timeout=5)[0] == 200):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail(f"make workshop did not start the hub:\n"
+                            f"{(ARTIFACTS / 'workshop-hub.log').read_text()[-4000:]}")
+            time.sleep(2)
+        sheet = dict(line.split() for line in (state / "accounts.txt").read_text().splitlines())
+        yield {"url": base_url, "port": port, "proc": proc, "sheet": sheet, "state": state}
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGINT)        # Ctrl-C reaches the launcher
+            try:
+                proc.wait(timeout=180)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+        for volume in [VOLUME.format(username=n) for n in NAMES]:
+            docker("volume", "rm", "-f", volume, check=False)
+        docker("image", "rm", "-f", f"{image.split(':')[0]}-workshop", check=False)
+
+
+def token_for(hub, name, password):
+    """Signing in through the REST API: a token from a name and a password."""
+    status, answer = http(f"{hub['url']}/hub/api/users/{name}/tokens", "POST",
+                          body={"auth": {"username": name, "password": password},
+                                "note": "platforms/test_workshop.py"})
+    assert status in (200, 201), f"{name} could not sign in through the REST API: {status} {answer}"
+    return answer["token"]
+
+
+def server_ready(hub, name, token):
+    status, user = http(f"{hub['url']}/hub/api/users/{name}", token=token)
+    server = (user.get("servers") or {}).get("") if status == 200 else None
+    return server if server and server.get("ready") else None
+
+
+def container(name):
+    return f"xdplab-workshop-{name}"
+
+
+def rows(hub, token):
+    status, answer = http(f"{hub['url']}/services/instructor/api/rows", token=token)
+    assert status == 200, f"the instructor view: {status} {str(answer)[:500]}"
+    return {r["name"]: r for r in answer["rows"]}
+
+
+def check_in(name, lab, program):
+    return subprocess.Popen([DOCKER, "exec", container(name), ".venv/bin/python", "-m", "xdplab",
+                             "check", lab, "--program", program],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.timeout(3600)
+def test_a_workshop_of_three(hub):
+    url, sheet = hub["url"], hub["sheet"]
+    assert set(sheet) == {"instructor", *NAMES} and sheet["instructor"] == INSTRUCTOR_PASSWORD
+
+    # a wrong password is refused; each participant signs in through the REST API
+    status, _ = http(f"{url}/hub/api/users/wsa/tokens", "POST",
+                     body={"auth": {"username": "wsa", "password": "wrong"}})
+    assert status == 403
+    tokens = {n: token_for(hub, n, sheet[n]) for n in NAMES}
+    teacher = token_for(hub, "instructor", sheet["instructor"])
+
+    # their servers start, one container each, in its own network namespace, with the limits
+    for n in NAMES:
+        status, answer = http(f"{url}/hub/api/users/{n}/server", "POST", token=tokens[n])
+        assert status in (201, 202), f"{n}'s server did not start: {status} {answer}"
+    for n in NAMES:
+        until(f"{n}'s server is ready", lambda n=n: server_ready(hub, n, tokens[n]), 600)
+    netns = {}
+    for n in NAMES:
+        info = json.loads(docker("inspect", container(n)).stdout)[0]
+        assert info["HostConfig"]["NetworkMode"] == NETWORK
+        assert info["HostConfig"]["Memory"] == 2 * 1024 ** 3
+        assert (info["HostConfig"]["CpuQuota"], info["HostConfig"]["CpuPeriod"]) == (100000, 100000)
+        pid = info["State"]["Pid"]
+        netns[n] = os.stat(f"/proc/{pid}/ns/net").st_ino
+    assert len(set(netns.values())) == 3 and os.stat("/proc/self/ns/net").st_ino not in netns.values()
+    listening = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True).stdout
+    for port in range(hub["port"], hub["port"] + 4):
+        addrs = [line.split()[3] for line in listening.splitlines() if line.split()[3].endswith(f":{port}")]
+        assert addrs == [f"127.0.0.1:{port}"], f"port {port} listens on {addrs}"
+
+    # a participant may not see the instructor view
+    status, _ = http(f"{url}/services/instructor/api/rows", token=tokens["wsa"])
+    assert status == 403
+
+    # the view has read each one once before the checks (a check's result is a change)
+    until("the view read every participant", lambda: all(
+        r["read_at"] and r["server"] == "running" for r in rows(hub, teacher).values())
+        and len(rows(hub, teacher)) == 3, 120)
+
+    # wsa opens lesson 01 (a session, as JupyterLab makes one); wsb signs in in the browser
+    status, session = http(f"{url}/user/wsa/api/sessions", "POST", token=tokens["wsa"],
+                           body={"path": "notebooks/01-hello-xdp.ipynb", "type": "notebook",
+                                 "name": "01-hello-xdp.ipynb", "kernel": {"name": "xdplab"}})
+    assert status == 201, f"opening lesson 01: {status} {session}"
+    browser_sign_in(url, "wsb", sheet["wsb"])
+
+    # three checks at the same time, one in each container
+    checks = {"wsa": check_in("wsa", "03a", "labs/03a-drop-by-port/solution.c"),
+              "wsb": check_in("wsb", "03a", "labs/03a-drop-by-port/wrong/source-port.c"),
+              "wsc": check_in("wsc", "02a", "labs/02a-top-talkers/solution.c")}
+    out = {n: p.communicate(timeout=900)[0] for n, p in checks.items()}
+    codes = {n: p.returncode for n, p in checks.items()}
+    assert codes["wsa"] == 0 and codes["wsc"] == 0 and codes["wsb"] != 0, \
+        {n: (codes[n], out[n][-1500:]) for n in NAMES}
+
+    def seen():
+        table = rows(hub, teacher)
+        return table if all(table[n]["last_check"] for n in NAMES) and \
+            "01-hello-xdp" in table["wsa"]["lessons_opened"] and \
+            "00-welcome" in table["wsb"]["lessons_opened"] else None
+    table = until("the view shows every check", seen, 120)
+    (ARTIFACTS / "workshop-rows.json").write_text(json.dumps(table, indent=1))
+    a, b, c = (table[n] for n in NAMES)
+    assert a["labs_done"] == ["03a-drop-by-port"]
+    assert [(x["lab"], x["result"], x["hint_step"]) for x in a["last_check"]] == [("03a-drop-by-port", "passed", 0)]
+    assert b["labs_done"] == [] and b["labs_started"]["03a-drop-by-port"]["hint_step"] == 1
+    assert [(x["lab"], x["result"], x["hint_step"]) for x in b["last_check"]] == [("03a-drop-by-port", "failed", 1)]
+    assert c["labs_done"] == ["02a-top-talkers"] and c["last_check"][0]["result"] == "passed"
+    assert b["lessons_opened"] == ["00-welcome"] and a["lessons_opened"] == ["01-hello-xdp"]
+    http(f"{url}/user/wsa/api/sessions/{session['id']}", "DELETE", token=tokens["wsa"])
+
+    # wsc's container is killed in the middle of a lab
+    holder = subprocess.Popen([DOCKER, "exec", container("wsc"), ".venv/bin/python", "-c",
+                               "import time, xdplab\nlab = xdplab.Lab.pair()\nprint('LAB UP', flush=True)\n"
+                               "time.sleep(600)"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "LAB UP"
+    inodes = docker("exec", container("wsc"), "sh", "-c", "stat -L -c %i /run/netns/xl-*").stdout.split()
+    lab_netns = {int(i) for i in inodes}
+    assert len(lab_netns) == 2 and lab_netns <= net_namespaces_alive()
+    docker("kill", container("wsc"))
+    holder.wait(timeout=60)
+    until("wsc's lab namespaces are gone", lambda: not (lab_netns | {netns["wsc"]}) & net_namespaces_alive(), 60)
+    until("the hub sees wsc's server stopped", lambda: not server_ready(hub, "wsc", tokens["wsc"]), 120)
+
+    # the hub and the other two go on
+    assert http(f"{url}/hub/api/", token=teacher)[0] == 200
+    for n in ("wsa", "wsb"):
+        assert server_ready(hub, n, tokens[n]), f"{n}'s server went with wsc's"
+        assert http(f"{url}/user/{n}/api/status", token=tokens[n])[0] == 200
+    again = check_in("wsa", "03a", "labs/03a-drop-by-port/solution.c")
+    assert again.wait(timeout=900) == 0, again.stdout.read()[-1500:]
+    until("the view has wsc stopped and wsa's new check",
+          lambda: (t := rows(hub, teacher))["wsc"]["server"] == "not started"
+          and t["wsa"]["last_check_seen_at"] > table["wsa"]["last_check_seen_at"]
+          and t["wsa"]["last_check"][0]["result"] == "passed", 120)
+
+
+def browser_sign_in(url, name, password):
+    """The login page in headless Chromium, as a participant uses it; JupyterLab opens on the
+    welcome lesson (which records it as opened)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no {CHROMIUM} for the browser sign-in")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        page = browser.new_page()
+        try:
+            page.goto(f"{url}/hub/login")
+            page.fill("#username_input", name)
+            page.fill("#password_input", password)
+            page.click("#login_submit")
+            page.wait_for_url(re.compile(rf".*/user/{name}/lab.*"), timeout=120_000)
+            page.get_by_text("Python (xdplab) | Idle").first.wait_for(timeout=180_000)
+        except BaseException:
+            page.screenshot(path=str(ARTIFACTS / "workshop-browser.png"))
+            raise
+        finally:
+            browser.close()
+
+
+def test_nothing_of_the_workshop_is_left(engine):
+    """After the workshop's test (its hub stopped as Ctrl-C stops it, its volumes removed): no
+    container, network, volume or process of it. The engine, if this module started it, is
+    stopped by the engine fixture, which checks that too."""
+    left = ours()
+    assert not any(left.values()), left
