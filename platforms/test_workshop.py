@@ -17,10 +17,16 @@ it, in the background; and then, as the room would:
 - the hub is stopped as Ctrl-C stops it: no container, network, volume, hub or proxy process is
   left, and neither is the engine we started.
 
+test_the_hub_and_the_instructor_view_with_local_servers runs the same hub configuration with the
+participants' servers as processes of this machine instead of containers (no Docker, no lab: the
+checks' results are written as `xdplab check` writes them): REST and browser sign-in, the socket
+bridge to the hub's API, the session recorder, the instructor view's rows read through each
+server, a server killed, the hub stopped and nothing of it left. About a minute.
+
 Run: sudo .venv/bin/python -m pytest -p no:cacheprovider platforms/test_workshop.py
-(heavy: the image build takes minutes; not part of `make test`).
+(heavy: the image build takes minutes; not part of `make test`). Only the local one:
+... -k local_servers
 """
-import concurrent.futures
 import json
 import os
 import re
@@ -28,6 +34,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -35,7 +42,9 @@ from pathlib import Path
 
 import pytest
 
-from test_docker import ARTIFACTS, DOCKER, base, docker, engine, image  # noqa: F401  (fixtures)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "env" / "workshop"))
+from test_docker import ARTIFACTS, DOCKER, base, docker, engine, image  # noqa: F401,E402  (fixtures)
+import accounts  # noqa: E402  (env/workshop/accounts.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -76,6 +85,8 @@ def http(url, method="GET", token=None, body=None, timeout=30):
             status, text = r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         status, text = e.code, e.read().decode()
+    except (urllib.error.URLError, OSError) as e:       # nothing answers (yet)
+        return 0, str(e)
     try:
         return status, json.loads(text)
     except ValueError:
@@ -312,6 +323,148 @@ def browser_sign_in(url, name, password):
             raise
         finally:
             browser.close()
+
+
+# -- the same hub without Docker: the participants' servers as processes of this machine --------
+LOCAL = ["lpa", "lpb"]
+
+
+@pytest.fixture
+def local_hub(tmp_path):
+    """env/workshop/jupyterhub_config.py as it is, with one change: the participants' servers are
+    processes here (JupyterHub's SimpleLocalProcessSpawner) instead of containers, each in a
+    folder laid out as the workshop image's /opt/xdplab, reaching the hub's API through
+    sockbridge.py and the Unix socket as a container does. Needs no Docker and makes no lab: the
+    checks' results are written as `xdplab check` writes them (Progress.record)."""
+    subprocess.run(["bash", str(ROOT / "env" / "workshop" / "install.sh")], check=True, timeout=900)
+    cache = ROOT / ".cache" / "workshop" if not os.environ.get("XDPLAB_CACHE") else \
+        Path(os.environ["XDPLAB_CACHE"]) / "workshop"
+    # the learner's .venv plus jupyterhub-singleuser at the hub's version, as in the image
+    venv = tmp_path / "singleuser"
+    subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
+    (venv / "lib" / "python3.11" / "site-packages" / "xdplab-venv.pth").write_text(
+        str(ROOT / ".venv" / "lib" / "python3.11" / "site-packages") + "\n")
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "jupyterhub==6.1.1", "-c",
+                    str(ROOT / "env" / "workshop" / "requirements.txt")], check=True, timeout=600,
+                   capture_output=True)
+    homes, state = tmp_path / "homes", tmp_path / "state"
+    for n in LOCAL:
+        (homes / n / "work" / "progress").mkdir(parents=True)
+        shutil.copytree(ROOT / "notebooks", homes / n / "work" / "notebooks")
+        (homes / n / "notebooks").symlink_to("work/notebooks")
+    (state / "run").mkdir(parents=True)
+    port = free_port_block()
+    bridge_port = next(p for p in iter(free_port_block, None) if not port <= p <= port + 3)
+    config = tmp_path / "local_config.py"
+    config.write_text(f"""
+load_subconfig({str(ROOT / "env" / "workshop" / "jupyterhub_config.py")!r})
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = {str(homes)!r} + "/{{username}}"
+c.Spawner.cmd = [{str(venv / "bin" / "jupyterhub-singleuser")!r}]
+c.Spawner.args = ["--allow-root",
+                  "--ServerApp.session_manager_class=xdplab_workshop_server.RecordingSessionManager",
+                  "--ContentsManager.hide_globs=['work']"]
+c.Spawner.environment = {{
+    "PYTHONPATH": {str(ROOT / "env" / "workshop" / "image")!r},
+    "JUPYTER_PATH": {str(ROOT / ".venv" / "share" / "jupyter")!r},           # kernels, JupyterLab
+    "JUPYTER_CONFIG_PATH": {str(ROOT / ".venv" / "etc" / "jupyter")!r},     # its server extension
+    "XDPLAB_WORKSHOP_OPENED": lambda s: {str(homes)!r} + f"/{{s.user.name}}/work/progress/opened.json"}}
+c.Spawner.hub_connect_url = "http://127.0.0.1:{bridge_port}"
+""")
+    accounts_sheet = accounts.Accounts(state).ensure(LOCAL, INSTRUCTOR_PASSWORD)
+    sheet = dict(line.split() for line in accounts_sheet.splitlines())
+    env = {**os.environ, "PARTICIPANTS": ",".join(LOCAL), "PORT": str(port), "HOST": "127.0.0.1",
+           "XDPLAB_WORKSHOP_STATE": str(state), "XDPLAB_WORKSHOP_CACHE": str(cache),
+           "XDPLAB_WORKSHOP_POLL": "2"}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = open(ARTIFACTS / "workshop-local-hub.log", "w")
+    procs = [subprocess.Popen([str(cache / "venv" / "bin" / "jupyterhub"), "-f", str(config)], cwd=state,
+                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                              preexec_fn=default_signals),
+             subprocess.Popen(["python3", str(ROOT / "env" / "workshop" / "sockbridge.py"),
+                               f"tcp:127.0.0.1:{bridge_port}", f"unix:{state / 'run' / 'hub.sock'}"],
+                              start_new_session=True)]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        until("the hub answers", lambda: procs[0].poll() is None and http(f"{url}/hub/api/", timeout=5)[0] == 200
+              or procs[0].poll() is not None, 120)
+        assert procs[0].poll() is None, (ARTIFACTS / "workshop-local-hub.log").read_text()[-3000:]
+        yield {"url": url, "port": port, "sheet": sheet, "homes": homes, "hub": procs[0]}
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        log.close()
+
+
+def default_signals():
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def hub_processes():
+    out = subprocess.run(["pgrep", "-af", "jupyterhub|configurable-http-proxy|sockbridge.py|"
+                          "instructor.py|jupyterhub_idle_culler"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "pgrep" not in line]
+
+
+@pytest.mark.timeout(1800)
+def test_the_hub_and_the_instructor_view_with_local_servers(local_hub):
+    from xdplab.labs.progress import Progress
+    hub, url, sheet = local_hub, local_hub["url"], local_hub["sheet"]
+    a, b = LOCAL
+    assert http(f"{url}/hub/api/users/{a}/tokens", "POST",
+                body={"auth": {"username": a, "password": "wrong"}})[0] == 403
+    tokens = {n: token_for(hub, n, sheet[n]) for n in (*LOCAL, "instructor")}
+    teacher = tokens["instructor"]
+    for n in LOCAL:
+        assert http(f"{url}/hub/api/users/{n}/server", "POST", token=tokens[n])[0] in (201, 202)
+    for n in LOCAL:
+        until(f"{n}'s server is ready", lambda n=n: server_ready(hub, n, tokens[n]), 180)
+    assert http(f"{url}/services/instructor/api/rows", token=tokens[a])[0] == 403
+    until("the view read both", lambda: len(t := rows(hub, teacher)) == 2 and all(
+        r["read_at"] for r in t.values()), 60)
+
+    status, session = http(f"{url}/user/{a}/api/sessions", "POST", token=tokens[a],
+                           body={"path": "notebooks/01-hello-xdp.ipynb", "type": "notebook",
+                                 "name": "01-hello-xdp.ipynb", "kernel": {"name": "xdplab"}})
+    assert status == 201, (status, session)
+    browser_sign_in(url, b, sheet[b])
+    Progress(hub["homes"] / a / "work" / "progress" / "progress.json").record("03a-drop-by-port", passed=True)
+    Progress(hub["homes"] / b / "work" / "progress" / "progress.json").record("03a-drop-by-port", passed=False)
+
+    def seen():
+        t = rows(hub, teacher)
+        return t if all(t[n]["last_check"] for n in LOCAL) and t[a]["lessons_opened"] and \
+            t[b]["lessons_opened"] else None
+    table = until("the view shows both checks", seen, 90)
+    (ARTIFACTS / "workshop-local-rows.json").write_text(json.dumps(table, indent=1))
+    assert table[a]["lessons_opened"] == ["01-hello-xdp"] and table[b]["lessons_opened"] == ["00-welcome"]
+    assert table[a]["labs_done"] == ["03a-drop-by-port"] and table[a]["labs_total"] == 11
+    assert [(c["lab"], c["result"], c["hint_step"]) for c in table[a]["last_check"]] == [("03a-drop-by-port", "passed", 0)]
+    assert [(c["lab"], c["result"], c["hint_step"]) for c in table[b]["last_check"]] == [("03a-drop-by-port", "failed", 1)]
+    assert http(f"{url}/user/{a}/api/sessions/{session['id']}", "DELETE", token=tokens[a])[0] == 204
+
+    # b's server dies: the hub notices, the view says so, a goes on
+    pid = next(int(p.split()[0]) for p in hub_processes() if "jupyterhub-singleuser" in p
+               and f"JUPYTERHUB_USER={b}" in Path(f"/proc/{p.split()[0]}/environ").read_bytes().replace(b"\0", b" ").decode())
+    os.kill(pid, signal.SIGKILL)
+    until(f"the view has {b} stopped", lambda: rows(hub, teacher)[b]["server"] == "not started", 120)
+    assert server_ready(hub, a, tokens[a]) and http(f"{url}/user/{a}/api/status", token=tokens[a])[0] == 200
+
+    # stopped as Ctrl-C stops make workshop: the hub ends its services, servers and proxy
+    hub["hub"].send_signal(signal.SIGTERM)
+    hub["hub"].wait(timeout=60)
+    until("no hub process is left", lambda: not [p for p in hub_processes() if "sockbridge.py tcp:" not in p], 30)
+    listening = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True).stdout
+    assert not [line for line in listening.splitlines()
+                if any(line.split()[3].endswith(f":{p}") for p in range(hub["port"], hub["port"] + 4))]
 
 
 def test_nothing_of_the_workshop_is_left(engine):

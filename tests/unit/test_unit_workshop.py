@@ -164,6 +164,33 @@ def test_the_recorder_keeps_the_first_time_and_survives_a_broken_file(tmp_path):
     assert pv.parse_opened(f.read_text()) == {"notebooks/03-parsing.ipynb": "third"}
 
 
+def test_the_session_manager_records_a_notebook_when_it_opens_or_is_renamed(tmp_path, monkeypatch):
+    """As JupyterLab 4 opens a notebook: a session under a made-up path, then renamed."""
+    import xdplab_workshop_server as server
+    from jupyter_server.services.sessions.sessionmanager import SessionManager
+    f = tmp_path / "opened.json"
+    monkeypatch.setattr(server, "OPENED", f)
+
+    async def created(self, **kw):
+        return {"id": "s1", "path": kw["path"]}
+
+    async def updated(self, session_id, **kw):
+        return None
+    monkeypatch.setattr(SessionManager, "create_session", created)
+    monkeypatch.setattr(SessionManager, "update_session", updated)
+    manager = server.RecordingSessionManager.__new__(server.RecordingSessionManager)
+
+    async def open_like_jupyterlab():
+        await manager.create_session(path="notebooks/1d5dbf17-4ea7-4248", type="notebook")
+        assert not f.exists()                       # the made-up path is no notebook
+        await manager.update_session("s1", path="notebooks/02-maps.ipynb")
+        await manager.update_session("s1", name="renamed only")
+        await manager.create_session(path="labs/03a-drop-by-port/lab.ipynb", type="notebook")
+    asyncio.run(open_like_jupyterlab())
+    assert set(pv.parse_opened(f.read_text())) == {"notebooks/02-maps.ipynb",
+                                                   "labs/03a-drop-by-port/lab.ipynb"}
+
+
 # -- accounts -------------------------------------------------------------------------------------
 def test_participants_from_a_number_or_names():
     assert accounts.participants("3") == ["p01", "p02", "p03"]

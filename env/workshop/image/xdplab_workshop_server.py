@@ -21,8 +21,10 @@ from jupyter_server.services.sessions.sessionmanager import SessionManager
 OPENED = Path(os.environ.get("XDPLAB_WORKSHOP_OPENED", "/opt/xdplab/work/progress/opened.json"))
 
 
-def record(path, file=OPENED, when=None):
-    """Add `path` to the opened file, with the time it was first opened; True when written."""
+def record(path, file=None, when=None):
+    """Add `path` to the opened file (OPENED unless `file`), with the time it was first opened;
+    True when written."""
+    file = Path(file) if file else OPENED
     try:
         data = json.loads(file.read_text())
         opened = data["opened"] if isinstance(data, dict) and isinstance(data.get("opened"), dict) else {}
@@ -42,12 +44,23 @@ def record(path, file=OPENED, when=None):
 
 
 class RecordingSessionManager(SessionManager):
-    async def create_session(self, path=None, name=None, type=None, kernel_name=None, kernel_id=None):
-        model = await super().create_session(path=path, name=name, type=type,
-                                             kernel_name=kernel_name, kernel_id=kernel_id)
-        if path and (type == "notebook" or str(path).endswith(".ipynb")):
+    """JupyterLab 4 opens a notebook's session under a made-up path (notebooks/<uuid>) and then
+    renames it to the notebook's own (PATCH, update_session): both ways are recorded, and only
+    paths of notebooks (.ipynb)."""
+
+    def _record(self, path):
+        if path and str(path).endswith(".ipynb"):
             try:
                 record(str(path))
             except OSError as e:
                 self.log.warning("xdplab workshop: could not record %s as opened: %s", path, e)
+
+    async def create_session(self, path=None, name=None, type=None, kernel_name=None, kernel_id=None):
+        model = await super().create_session(path=path, name=name, type=type,
+                                             kernel_name=kernel_name, kernel_id=kernel_id)
+        self._record(path)
         return model
+
+    async def update_session(self, session_id, **kwargs):
+        await super().update_session(session_id, **kwargs)
+        self._record(kwargs.get("path"))
