@@ -399,3 +399,18 @@ def test_checksum_ok_checks_udp_and_tcp_over_ipv4_only_and_says_so():
         six = Ether(bytes(Ether(src=CM, dst=SM) / IPv6(dst="fd00::1") / layer()))
         with pytest.raises(LabError, match=f"checksum_ok checks {six[layer].name} over IPv4 only, not over IPv6"):
             sampling.checksum_ok(six[layer])
+
+
+def test_with_checksum_keeps_the_bytes_when_scapy_reads_the_payload_as_dns():
+    """Once scapy's DNS layer is loaded (scapy.all loads it; in `make test` an earlier test had),
+    UDP to port 53 is read as DNS, and random bytes read as DNS do not build back to themselves:
+    a packet made with a chosen IP checksum came out a byte short. What UDP carries stays Raw."""
+    import scapy.layers.dns  # noqa: F401 — binds UDP port 53 to DNS, as scapy.all does
+    r = rng(53)
+    for value in (0x0000, 0x1234, 0xfffe):
+        for _ in range(10):
+            before = _v4(r, UDP(sport=sampling.port(r), dport=53) / sampling.payload(r, 2, 40))
+            after = sampling.with_checksum(before, IP, value)
+            wire = bytes(after)
+            assert len(wire) == len(bytes(before)) and bytes(sampling.dissect(wire)) == wire
+            assert Ether(wire)[IP].chksum == value and sampling.checksum_ok(Ether(wire)[IP])

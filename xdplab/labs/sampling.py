@@ -169,11 +169,25 @@ def _word_holder(layer):
     raise LabError(f"with_checksum cannot steer the checksum of {layer.name}")
 
 
+def dissect(wire: bytes) -> Packet:
+    """`wire` as an Ether whose bytes() are `wire` again. What a UDP or TCP header carries stays
+    Raw: scapy reads UDP to port 53 as DNS once its DNS layer is loaded (scapy.all does that), and
+    a random payload read as DNS does not build back to the same bytes."""
+    pkt = Ether(wire)
+    for l4 in (UDP, TCP):
+        if l4 in pkt and not isinstance(pkt[l4].payload, (Raw, type(None))) \
+                and pkt[l4].payload.__class__.__name__ not in ("NoPayload", "Padding"):
+            inner = bytes(pkt[l4].payload)           # the bytes it was read from
+            pkt[l4].remove_payload()
+            pkt[l4].add_payload(Raw(inner))
+    return pkt
+
+
 def with_checksum(packet: Packet | bytes, layer: type[Packet], value: int) -> Packet:
     """`packet` (rebuilt, an Ether) with `layer`'s checksum equal to `value`: one 16-bit word is
     chosen to make it so — the IPv4 identification for IP, the first two bytes of the payload
     for UDP, TCP, ICMP and ICMPv6 echo (which must have two). Every other checksum is computed."""
-    pkt = Ether(bytes(packet))                 # a copy, every field filled in
+    pkt = dissect(bytes(packet))               # a copy, every field filled in
     target = pkt[layer]
     get, put = _word_holder(target)
     for field in ("chksum", "cksum"):
@@ -182,14 +196,14 @@ def with_checksum(packet: Packet | bytes, layer: type[Packet], value: int) -> Pa
                 lay.fields.pop(field, None)     # computed again on build
     put(0)
     pkt.clear_cache()                          # scapy keeps the bytes it parsed otherwise
-    built = Ether(bytes(pkt))
+    built = dissect(bytes(pkt))
     start = ~_checksum(built[layer]) & 0xffff  # the sum of everything but the chosen word
     want = ~value & 0xffff
     word = ones_add(want, ~start & 0xffff)
     for w in (word, word ^ 0xffff if word in (0, 0xffff) else word):
         put(w)
         pkt.clear_cache()
-        built = Ether(bytes(pkt))
+        built = dissect(bytes(pkt))
         if _checksum(built[layer]) == value:
             return built
     raise LabError(f"no choice of one word makes the {layer.__name__} checksum {value:#06x}",
