@@ -187,6 +187,9 @@ def start():
     (state / "run").mkdir(parents=True, exist_ok=True)
     ensure_network(s["docker"])
     shown = "127.0.0.1" if s["host"] in ("0.0.0.0", "::") else s["host"]
+    if s["host"] not in ("127.0.0.1", "::1", "localhost"):
+        say(f"HOST={s['host']}: the room's address is plain HTTP, passwords included; in a real "
+            "room keep HOST=127.0.0.1 and put a TLS reverse proxy in front (README, Workshops)")
     say(f"{len(s['names'])} participants; the accounts (kept in {state / 'accounts.txt'}):\n{sheet}")
     say(f"the room signs in at http://{shown}:{s['port']}/ ; the instructor view is "
         f"http://{shown}:{s['port']}/services/instructor/ (as 'instructor'). Ctrl-C stops it all.")

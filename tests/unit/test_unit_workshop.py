@@ -226,6 +226,42 @@ def test_accounts_are_made_once_printed_and_kept(tmp_path):
     assert fewer == {"instructor": "chosen", "p02": first["p02"]}
 
 
+# -- the launcher's checks (workshop.py): ports and Docker, before anything starts -------------
+def test_a_taken_port_is_named_with_the_way_out():
+    import socket
+    import workshop
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        with pytest.raises(accounts.BadInput, match=f"port {taken} on 127.0.0.1 \\(the hub's API\\) is taken"):
+            workshop.check_ports("127.0.0.1", taken - 1)
+        with pytest.raises(accounts.BadInput, match=f"PORT={taken + 10}"):
+            workshop.check_ports("127.0.0.1", taken)
+    with pytest.raises(accounts.BadInput, match="not a port number"):
+        workshop.port("99999")
+
+
+def fake_docker(tmp_path, info=0, image=0):
+    """A docker command whose `info` and `image inspect` exit with the codes given."""
+    f = tmp_path / "docker"
+    f.write_text(f"#!/bin/sh\ncase \"$1\" in info) echo 'Cannot connect' >&2; exit {info};; "
+                 f"image) exit {image};; esac\nexit 0\n")
+    f.chmod(0o755)
+    return str(f)
+
+
+def test_docker_missing_stopped_or_without_the_image_says_what_to_do(tmp_path):
+    import workshop
+    with pytest.raises(accounts.BadInput, match="Docker is not installed.*apt-get install docker.io"):
+        workshop.check_docker(str(tmp_path / "no-such-docker"), "xdplab")
+    with pytest.raises(accounts.BadInput, match="does not answer.*Cannot connect.*systemctl start docker"):
+        workshop.check_docker(fake_docker(tmp_path, info=1), "xdplab")
+    with pytest.raises(accounts.BadInput, match="there is no image 'xdplab': build it first with `make image`"):
+        workshop.check_docker(fake_docker(tmp_path, image=1), "xdplab")
+    workshop.check_docker(fake_docker(tmp_path), "xdplab")        # all there: no complaint
+
+
 # -- sockbridge ------------------------------------------------------------------------------------
 def test_sockbridge_parses_and_listens_on_the_loopback_only():
     assert sockbridge.parse("tcp:127.0.0.1:8081") == ("tcp", "127.0.0.1", 8081)
