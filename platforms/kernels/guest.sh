@@ -37,8 +37,6 @@ mkdir -p /var/tmp/home
 export PYTHONUNBUFFERED=1 HOME=/var/tmp/home PYTHONDONTWRITEBYTECODE=1 TMPDIR=/var/tmp MPLCONFIGDIR=/var/tmp/home/mpl
 # pyroute2's 2 s timeouts are too short for emulation speed (see guest-site/sitecustomize.py)
 export PYTHONPATH=$repo/platforms/kernels/guest-site
-# and a notebook's Jupyter kernel writes its threads' stacks there every 120 s (same file)
-export XDPLAB_GUEST_OUT=$out
 {
   echo "kernel: $(uname -a)"
   echo "cpus: $(nproc)  memory: $(awk '/MemTotal/ {print $2, $3}' /proc/meminfo)"
