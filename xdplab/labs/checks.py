@@ -218,8 +218,9 @@ class Trial:
                 if len(present) + len(added) >= m.max_entries:
                     break
                 address = base + i
-                if key(address) not in present:
-                    m[key(address)] = value
+                k = key(address)
+                if k not in present:
+                    m[k] = value
                     added.append(address)
             yield added
         finally:

@@ -20,7 +20,7 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import (ICMPv6EchoReply, ICMPv6EchoRequest, IPv6ExtHdrDestOpt,
                                 IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, PadN)
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
-from scapy.packet import Packet, Raw
+from scapy.packet import NoPayload, Packet, Padding, Raw
 
 from xdplab.errors import LabError
 
@@ -175,8 +175,7 @@ def dissect(wire: bytes) -> Packet:
     a random payload read as DNS does not build back to the same bytes."""
     pkt = Ether(wire)
     for l4 in (UDP, TCP):
-        if l4 in pkt and not isinstance(pkt[l4].payload, (Raw, type(None))) \
-                and pkt[l4].payload.__class__.__name__ not in ("NoPayload", "Padding"):
+        if l4 in pkt and not isinstance(pkt[l4].payload, (Raw, Padding, NoPayload)):
             inner = bytes(pkt[l4].payload)           # the bytes it was read from
             pkt[l4].remove_payload()
             pkt[l4].add_payload(Raw(inner))
