@@ -12,21 +12,13 @@ Run: sudo make test-docker
 """
 import json
 import os
-import shutil
-import signal
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-import rootfs
+import dockerenv
+from dockerenv import ARTIFACTS, DOCKER, IMAGE, docker  # noqa: F401  (test_workshop takes them from here)
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "tests" / "artifacts"
-DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else shutil.which("docker")
-IMAGE = "xdplab-test:latest"
-BASE = "xdplab-base:bookworm"
 LESSON = "notebooks/01-hello-xdp.ipynb"
 TOKEN = "docker-test"
 # --privileged, and what works where the VM's root lacks CAP_SYS_RESOURCE (runc then fails to
@@ -58,99 +50,27 @@ print("LESSON OK", sum(1 for c in nb.cells if c.cell_type == "code"), "cells")
 """
 
 
-def docker(*args, check=True, timeout=120, **kw):
-    res = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=timeout, **kw)
-    if check and res.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} failed:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
-    return res
-
-
-def keep():
-    """XDPLAB_KEEP_IMAGE=1 keeps the images (the next run builds from its cache)."""
-    return os.environ.get("XDPLAB_KEEP_IMAGE") == "1"
-
-
-def engine_running():
-    return subprocess.run([DOCKER, "info"], capture_output=True, timeout=60).returncode == 0
-
-
 @pytest.fixture(scope="module")
 def engine():
     """A running Docker engine: the one that runs, or one we start (and stop) ourselves."""
-    if DOCKER is None:
-        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "docker.io"],
-                       capture_output=True)
-    if not os.path.exists("/usr/sbin/dockerd") and not (DOCKER and engine_running()):
-        pytest.skip("skipped: no engine (no dockerd; Debian: apt-get install docker.io)")
-    started = None
-    if not engine_running():
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        # No bridge, no iptables rules: nothing of the engine's outlives it on this machine.
-        # The build uses the host's network (for apt and pip), the containers none at all.
-        started = subprocess.Popen(["/usr/sbin/dockerd", "--bridge=none", "--iptables=false",
-                                    "--ip6tables=false"], stdout=open(ARTIFACTS / "dockerd.log", "w"),
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while not engine_running():
-            if started.poll() is not None or time.monotonic() > deadline:
-                stop(started)
-                pytest.fail(f"dockerd did not start; see {ARTIFACTS / 'dockerd.log'}")
-            time.sleep(1)
-    yield started
-    if started is not None:
-        stop(started)
-        assert not subprocess.run(["pgrep", "-x", "dockerd|containerd"], capture_output=True).stdout, \
-            "the Docker engine we started is still running"
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    try:
+        with dockerenv.engine() as started:
+            yield started
+    except dockerenv.NoEngine as e:
+        pytest.skip(str(e))
 
 
 @pytest.fixture(scope="module")
 def base(engine):
     """debian:12 when it can be pulled, else the minimal Debian 12 rootfs imported as BASE."""
-    if docker("image", "inspect", "debian:12", check=False).returncode == 0:
-        yield "debian:12"
-        return
-    if docker("pull", "debian:12", check=False, timeout=120).returncode == 0:
-        yield "debian:12"
-        return
-    made = docker("image", "inspect", BASE, check=False).returncode != 0
-    if made:
-        root = rootfs.minbase()
-        tar = subprocess.Popen(["tar", "-C", str(root), "--exclude=./.xdplab-complete", "-c", "."],
-                               stdout=subprocess.PIPE)
-        res = subprocess.run([DOCKER, "import", "-", BASE], stdin=tar.stdout, capture_output=True,
-                             text=True, timeout=600)
-        tar.wait()
-        assert res.returncode == 0, f"docker import failed: {res.stderr}"
-    yield BASE
-    if made and not keep():
-        docker("image", "rm", "-f", BASE, check=False)
+    with dockerenv.base_image() as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
 def image(engine, base):
-    env = {**os.environ, "IMAGE": IMAGE, "BASE": base, "DOCKER": DOCKER, "NETWORK": "host"}
-    # no XDPLAB_CA_BUNDLE: env/image.sh finds this machine's bundle through pip's own setting,
-    # the documented way (and the build log shows "the build verifies TLS against ...")
-    log = ARTIFACTS / "docker-build.log"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as out:
-        res = subprocess.run(["bash", str(ROOT / "env" / "image.sh")], env=env, stdout=out,
-                             stderr=subprocess.STDOUT, timeout=2400)
-    assert res.returncode == 0, f"the image did not build:\n{log.read_text()[-4000:]}"
-    yield IMAGE
-    if not keep():
-        docker("image", "rm", "-f", IMAGE, check=False)
-        docker("builder", "prune", "-af", check=False, timeout=300)
+    with dockerenv.built_image(base, IMAGE) as tag:
+        yield tag
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ it, in the background; and then, as the room would:
   container at the same time: a pass, a failure, another lab's pass; their labs never collide;
 - the instructor view (as the instructor, through the hub) has three rows with those states,
   and a participant may not see it;
+- one participant goes past the memory limit: one kernel is stopped in that container only, the
+  next kernel says so in plain words, every server goes on;
 - one participant's container is killed in the middle of a lab: the hub and the other two go on
   (a check runs again), and that participant's lab namespaces are gone from the machine;
 - the hub is stopped as Ctrl-C stops it: no container, network, volume, hub or proxy process is
@@ -32,12 +34,8 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -45,63 +43,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "env" / "workshop"))
 from test_docker import ARTIFACTS, DOCKER, base, docker, engine, image  # noqa: F401,E402  (fixtures)
 import accounts  # noqa: E402  (env/workshop/accounts.py)
+from dockerenv import stop  # noqa: E402
+from room import (INSTRUCTOR_PASSWORD, NETWORK, container, free_port_block, http,  # noqa: E402
+                  hub_processes, room, server_ready, start_servers, token_for, until)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 NAMES = ["wsa", "wsb", "wsc"]                 # A passes, B fails, C is killed mid-lab
-NETWORK = "xdplab-workshop-test"
-VOLUME = "xdplab-workshop-test-{username}"
-INSTRUCTOR_PASSWORD = "instructor-test-pw"
-
-
-def free_port_block():
-    """A port with the three after it free on 127.0.0.1 (the hub uses PORT to PORT+3)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            first = s.getsockname()[1]
-        if first > 65000:
-            continue
-        try:
-            for p in range(first, first + 4):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-            return first
-        except OSError:
-            continue
-    raise AssertionError("no four free ports in a row")
-
-
-def http(url, method="GET", token=None, body=None, timeout=30):
-    """(status, parsed JSON or text) of a request; errors are answers too."""
-    headers = {"Authorization": f"token {token}"} if token else {}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            status, text = r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        status, text = e.code, e.read().decode()
-    except (urllib.error.URLError, OSError) as e:       # nothing answers (yet)
-        return 0, str(e)
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text
-
-
-def until(what, check, timeout, every=2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
 
 
 def ours():
@@ -109,13 +57,11 @@ def ours():
     names = docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
     networks = docker("network", "ls", "--format", "{{.Name}}").stdout.split()
     volumes = docker("volume", "ls", "--format", "{{.Name}}").stdout.split()
-    procs = subprocess.run(["pgrep", "-af", "jupyterhub|configurable-http-proxy|sockbridge.py|"
-                            "instructor.py|jupyterhub_idle_culler"], capture_output=True,
-                           text=True).stdout.splitlines()
+    procs = hub_processes()
     return {"containers": [n for n in names if any(n == f"xdplab-workshop-{u}" for u in NAMES)],
             "networks": [n for n in networks if n == NETWORK],
             "volumes": [v for v in volumes if v.startswith("xdplab-workshop-test-")],
-            "processes": [p for p in procs if "pgrep" not in p]}
+            "processes": procs}
 
 
 def net_namespaces_alive():
@@ -137,57 +83,8 @@ def net_namespaces_alive():
 def hub(image, tmp_path_factory):
     """`make workshop` with three participants, in the background; stopped as Ctrl-C stops it."""
     assert not any(ours().values()), f"left from before: {ours()}"
-    state = tmp_path_factory.mktemp("workshop-state")
-    port = free_port_block()
-    env = {**os.environ, "PARTICIPANTS": ",".join(NAMES), "PORT": str(port), "HOST": "127.0.0.1",
-           "IMAGE": image, "DOCKER": DOCKER, "VOLUME": VOLUME, "MEM_LIMIT": "2G", "CPU_LIMIT": "1",
-           "INSTRUCTOR_PASSWORD": INSTRUCTOR_PASSWORD, "XDPLAB_WORKSHOP_STATE": str(state),
-           "XDPLAB_WORKSHOP_NETWORK": NETWORK}
-    log = open(ARTIFACTS / "workshop-hub.log", "w")
-    proc = subprocess.Popen(["bash", str(ROOT / "env" / "workshop" / "run.sh")], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 900          # the first run installs the hub and the proxy
-        while not (proc.poll() is None and http(f"{base_url}/hub/api/", timeout=5)[0] == 200):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail(f"make workshop did not start the hub:\n"
-                            f"{(ARTIFACTS / 'workshop-hub.log').read_text()[-4000:]}")
-            time.sleep(2)
-        sheet = dict(line.split() for line in (state / "accounts.txt").read_text().splitlines())
-        yield {"url": base_url, "port": port, "proc": proc, "sheet": sheet, "state": state}
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGINT)        # Ctrl-C reaches the launcher
-            try:
-                proc.wait(timeout=180)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
-        for volume in [VOLUME.format(username=n) for n in NAMES]:
-            docker("volume", "rm", "-f", volume, check=False)
-        docker("image", "rm", "-f", f"{image.split(':')[0]}-workshop", check=False)
-
-
-def token_for(hub, name, password):
-    """Signing in through the REST API: a token from a name and a password."""
-    status, answer = http(f"{hub['url']}/hub/api/users/{name}/tokens", "POST",
-                          body={"auth": {"username": name, "password": password},
-                                "note": "platforms/test_workshop.py"})
-    assert status in (200, 201), f"{name} could not sign in through the REST API: {status} {answer}"
-    return answer["token"]
-
-
-def server_ready(hub, name, token):
-    status, user = http(f"{hub['url']}/hub/api/users/{name}", token=token)
-    server = (user.get("servers") or {}).get("") if status == 200 else None
-    return server if server and server.get("ready") else None
-
-
-def container(name):
-    return f"xdplab-workshop-{name}"
+    with room(NAMES, image, tmp_path_factory.mktemp("workshop-state")) as started:
+        yield started
 
 
 def rows(hub, token):
@@ -215,11 +112,7 @@ def test_a_workshop_of_three(hub):
     teacher = token_for(hub, "instructor", sheet["instructor"])
 
     # their servers start, one container each, in its own network namespace, with the limits
-    for n in NAMES:
-        status, answer = http(f"{url}/hub/api/users/{n}/server", "POST", token=tokens[n])
-        assert status in (201, 202), f"{n}'s server did not start: {status} {answer}"
-    for n in NAMES:
-        until(f"{n}'s server is ready", lambda n=n: server_ready(hub, n, tokens[n]), 600)
+    start_servers(hub, tokens)
     netns = {}
     for n in NAMES:
         info = json.loads(docker("inspect", container(n)).stdout)[0]
@@ -275,6 +168,19 @@ def test_a_workshop_of_three(hub):
     assert b["lessons_opened"] == ["00-welcome"] and a["lessons_opened"] == ["01-hello-xdp"]
     http(f"{url}/user/wsa/api/sessions/{session['id']}", "DELETE", token=tokens["wsa"])
 
+    # wsb goes past the memory limit: one kernel is stopped in wsb's container, nothing else; the
+    # next kernel wsb starts says what happened at its first cell
+    oom = {n: oom_kills(n) for n in NAMES}
+    past = docker("exec", container("wsb"), ".venv/bin/python", "-c", PAST_THE_LIMIT, check=False, timeout=900)
+    assert "KERNEL STOPPED" in past.stdout, past.stdout[-3000:] + past.stderr[-3000:]
+    told = past.stdout.split("KERNEL STOPPED", 1)[1]
+    assert "used all its memory: 2.0 GB" in told and "Shut Down" in told, told
+    assert "2" in told.split("FIRST CELL", 1)[1]                      # the cell itself ran too
+    assert oom_kills("wsb") > oom["wsb"] and all(oom_kills(n) == oom[n] for n in ("wsa", "wsc"))
+    for n in NAMES:
+        assert server_ready(hub, n, tokens[n]), f"{n}'s server went when wsb went past the limit"
+    assert http(f"{url}/user/wsb/api/status", token=tokens["wsb"])[0] == 200
+
     # wsc's container is killed in the middle of a lab
     holder = subprocess.Popen([DOCKER, "exec", container("wsc"), ".venv/bin/python", "-c",
                                "import time, xdplab\nlab = xdplab.Lab.pair()\nprint('LAB UP', flush=True)\n"
@@ -299,6 +205,45 @@ def test_a_workshop_of_three(hub):
           lambda: (t := rows(hub, teacher))["wsc"]["server"] == "not started"
           and t["wsa"]["last_check_seen_at"] > table["wsa"]["last_check_seen_at"]
           and t["wsa"]["last_check"][0]["result"] == "passed", 120)
+
+
+# In a participant's container: a kernel of the xdplab kernelspec (as JupyterLab starts it) takes
+# 3 GB of a 2 GB container and is stopped; the next kernel's first cell shows the note of
+# image/xdplab_limits.py, then its own result.
+PAST_THE_LIMIT = """
+import time
+from jupyter_client.manager import KernelManager
+def kernel():
+    km = KernelManager(kernel_name="xdplab")
+    km.start_kernel(cwd="notebooks")
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=300)
+    return km, kc
+km, kc = kernel()
+kc.execute("x = b'x' * (3 << 30)")
+deadline = time.monotonic() + 300
+while km.is_alive() and time.monotonic() < deadline:
+    time.sleep(0.5)
+if km.is_alive():
+    raise SystemExit("the kernel past the limit is still alive")
+km.cleanup_resources()
+km, kc = kernel()
+said = []
+kc.execute_interactive("print('FIRST CELL', 1 + 1)", timeout=120,
+                       output_hook=lambda m: said.append(m["content"].get("text", "")))
+print("KERNEL STOPPED", "".join(said))
+km.shutdown_kernel(now=True)
+"""
+
+
+def oom_kills(name):
+    """OOM kills so far in a participant's container (its memory cgroup, v2 or v1)."""
+    text = docker("exec", container(name), "sh", "-c", "cat /sys/fs/cgroup/memory.events "
+                  "/sys/fs/cgroup/memory/memory.oom_control 2>/dev/null", check=False).stdout
+    found = re.search(r"^oom_kill (\d+)$", text, re.M)
+    assert found, f"no OOM count in {name}'s container: {text!r}"
+    return int(found.group(1))
 
 
 def browser_sign_in(url, name, password):
@@ -395,23 +340,13 @@ c.Spawner.hub_connect_url = "http://127.0.0.1:{bridge_port}"
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         for p in procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+            stop(p)
         log.close()
 
 
 def default_signals():
     for sig in (signal.SIGINT, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_DFL)
-
-
-def hub_processes():
-    out = subprocess.run(["pgrep", "-af", "jupyterhub|configurable-http-proxy|sockbridge.py|"
-                          "instructor.py|jupyterhub_idle_culler"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "pgrep" not in line]
 
 
 @pytest.mark.timeout(1800)
@@ -423,10 +358,7 @@ def test_the_hub_and_the_instructor_view_with_local_servers(local_hub):
                 body={"auth": {"username": a, "password": "wrong"}})[0] == 403
     tokens = {n: token_for(hub, n, sheet[n]) for n in (*LOCAL, "instructor")}
     teacher = tokens["instructor"]
-    for n in LOCAL:
-        assert http(f"{url}/hub/api/users/{n}/server", "POST", token=tokens[n])[0] in (201, 202)
-    for n in LOCAL:
-        until(f"{n}'s server is ready", lambda n=n: server_ready(hub, n, tokens[n]), 180)
+    start_servers(hub, {n: tokens[n] for n in LOCAL}, timeout=180)
     assert http(f"{url}/services/instructor/api/rows", token=tokens[a])[0] == 403
     until("the view read both", lambda: len(t := rows(hub, teacher)) == 2 and all(
         r["read_at"] for r in t.values()), 60)

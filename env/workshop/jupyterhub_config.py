@@ -71,7 +71,7 @@ c.DockerSpawner.remove = True                  # a stopped server's container go
 c.DockerSpawner.volumes = {env("VOLUME") or "xdplab-workshop-{username}": "/opt/xdplab/work"}
 c.DockerSpawner.read_only_volumes = {str(socket_dir): "/run/xdplab-hub"}
 c.DockerSpawner.hub_connect_url = "http://127.0.0.1:8081"    # the container's end of sockbridge.py
-c.DockerSpawner.mem_limit = env("MEM_LIMIT") or "2G"
+c.DockerSpawner.mem_limit = mem_limit = env("MEM_LIMIT") or "2G"
 c.DockerSpawner.cpu_limit = float(env("CPU_LIMIT") or 1)
 # What the labs need (network namespaces, XDP, bpffs, sysctls): the capability and security-opt
 # set of platforms/test_docker.py and the README's Docker section, not --privileged. DockerSpawner
@@ -80,9 +80,13 @@ c.DockerSpawner.cpu_limit = float(env("CPU_LIMIT") or 1)
 # machines); and this set gives the labs the same powers without handing every host device to
 # the container. systempaths=unconfined is the Docker client's flag for empty MaskedPaths and
 # ReadonlyPaths (a writable /proc/sys), which the API takes as such.
+# memswap_limit equal to the memory limit: no swap beyond it, so a participant past the limit has
+# one process stopped in their own container (and is told so: image/xdplab_limits.py) instead of
+# swapping the machine every participant shares.
 c.DockerSpawner.extra_host_config = {
     "cap_add": ["ALL"], "cap_drop": ["SYS_RESOURCE"],
     "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
+    "memswap_limit": mem_limit,
 }
 c.DockerSpawner.extra_create_kwargs = {"host_config": {"MaskedPaths": [], "ReadonlyPaths": []}}
 c.Spawner.default_url = "/lab/tree/notebooks/00-welcome.ipynb"

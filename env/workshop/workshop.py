@@ -31,7 +31,8 @@ from accounts import Accounts, BadInput, participants  # noqa: E402
 NETWORK = os.environ.get("XDPLAB_WORKSHOP_NETWORK") or "xdplab-workshop"
 HUB_VERSION = "jupyterhub==6.1.1"       # the participants' servers run the hub's own version
 IMAGE_FILES = [HERE / "image" / "Dockerfile", HERE / "image" / "start.sh",
-               HERE / "image" / "xdplab_workshop_server.py", HERE / "sockbridge.py"]
+               HERE / "image" / "xdplab_workshop_server.py", HERE / "image" / "xdplab_limits.py",
+               HERE / "sockbridge.py"]
 
 
 def say(text):

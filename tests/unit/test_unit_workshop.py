@@ -4,7 +4,8 @@
   opened.json, read as xdplab itself writes them (xdplab.labs.progress.Progress writes the file
   these tests parse, so a change of its format shows here);
 - accounts.py: participant names, the printed accounts, passwords kept across runs;
-- the session recorder of the workshop image (image/xdplab_workshop_server.py);
+- the session recorder of the workshop image (image/xdplab_workshop_server.py), and its note to a
+  participant past the memory limit (image/xdplab_limits.py), on cgroup v1 and v2 files;
 - sockbridge.py: bytes both ways between a loopback port and a Unix socket;
 - jupyterhub_config.py, loaded as the hub loads it: where everything listens, the container's
   capability set (the one platforms/test_docker.py proves), limits, volume, services and roles.
@@ -27,6 +28,7 @@ sys.path[:0] = [str(WORKSHOP), str(WORKSHOP / "image")]
 import accounts  # noqa: E402
 import progress_view as pv  # noqa: E402
 import sockbridge  # noqa: E402
+import xdplab_limits  # noqa: E402
 
 
 # -- progress.json as xdplab writes it ---------------------------------------------------------
@@ -372,6 +374,7 @@ def test_the_containers_get_the_proven_capability_set_limits_and_a_volume(monkey
     assert "privileged" not in host
     assert c.DockerSpawner.network_name == "xdplab-workshop" and c.DockerSpawner.use_internal_ip
     assert (c.DockerSpawner.mem_limit, c.DockerSpawner.cpu_limit) == ("3G", 1.5)
+    assert host["memswap_limit"] == "3G"           # no swap past the limit
     assert c.DockerSpawner.volumes == {"room-{username}": "/opt/xdplab/work"}
     assert c.DockerSpawner.read_only_volumes == {str(tmp_path / "state" / "run"): "/run/xdplab-hub"}
     assert "--timeout=600" in {s["name"]: s for s in c.JupyterHub.services}["idle-culler"]["command"]
@@ -388,3 +391,68 @@ def test_a_room_address_elsewhere_keeps_the_services_on_the_loopback(monkeypatch
 def test_the_config_refuses_a_bad_participant_list(monkeypatch, tmp_path):
     with pytest.raises(accounts.BadInput, match="not a valid participant name"):
         load_config(monkeypatch, tmp_path, PARTICIPANTS="ok,Not OK")
+
+
+# -- a participant past the memory limit (image/xdplab_limits.py) --------------------------------
+def cgroup(tmp_path, version, kills, limit):
+    """A container's cgroup files as the container sees them, v2 (unified) or v1."""
+    root = tmp_path / f"cgroup-v{version}"
+    if version == 2:
+        root.mkdir(parents=True)
+        (root / "memory.events").write_text(f"low 0\nhigh 0\nmax 12\noom 3\noom_kill {kills}\noom_group_kill 0\n")
+        (root / "memory.max").write_text(f"{limit if limit else 'max'}\n")
+    else:
+        (root / "memory").mkdir(parents=True)
+        (root / "memory" / "memory.oom_control").write_text(f"oom_kill_disable 0\nunder_oom 0\noom_kill {kills}\n")
+        (root / "memory" / "memory.limit_in_bytes").write_text(f"{limit or 9223372036854771712}\n")
+    return root
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_kill_for_memory_is_told_once_with_the_limit(tmp_path, version):
+    seen = tmp_path / "seen"
+    root = cgroup(tmp_path, version, kills=0, limit=2 << 30)
+    assert xdplab_limits.oom_kills(root) == 0 and xdplab_limits.memory_limit(root) == 2 << 30
+    assert xdplab_limits.news(root, seen) is None            # a kernel starts: nothing happened
+    root = cgroup(tmp_path / "later", version, kills=1, limit=2 << 30)
+    text = xdplab_limits.news(root, seen)                    # the next kernel, after a kill
+    assert "stopped (once)" in text and "2.0 GB" in text and "Shut Down" in text
+    assert "not affected" in text
+    assert xdplab_limits.news(root, seen) is None            # the kernel after that: said already
+    root = cgroup(tmp_path / "again", version, kills=3, limit=None)
+    text = xdplab_limits.news(root, seen)
+    assert "stopped (2 times)" in text and "its memory limit" in text
+
+
+def test_a_new_container_counts_from_zero_and_no_cgroup_says_nothing(tmp_path):
+    seen = tmp_path / "seen"
+    seen.write_text("5")                                     # left from nothing: /tmp is the container's
+    assert xdplab_limits.news(cgroup(tmp_path, 2, kills=1, limit=1 << 30), seen) is None
+    assert xdplab_limits.news(tmp_path / "nothing-here", seen) is None
+    seen.write_text("garbage")
+    assert "stopped (once)" in xdplab_limits.news(cgroup(tmp_path / "b", 1, kills=1, limit=1 << 30), seen)
+
+
+def test_the_note_comes_with_the_first_cell_only(tmp_path, capsys):
+    class Events:
+        def __init__(self):
+            self.callbacks = []
+
+        def register(self, event, f):
+            assert event == "pre_run_cell"
+            self.callbacks.append(f)
+
+        def unregister(self, event, f):
+            self.callbacks.remove(f)
+
+    class Shell:
+        events = Events()
+    root = cgroup(tmp_path, 2, kills=1, limit=2 << 30)
+    xdplab_limits.register(Shell, root, tmp_path / "seen")
+    assert len(Shell.events.callbacks) == 1 and capsys.readouterr().out == ""   # nothing at start
+    for f in list(Shell.events.callbacks):
+        f(object())                                                 # the first cell runs
+    assert "used all its memory" in capsys.readouterr().out
+    assert Shell.events.callbacks == []                             # and never again
+    xdplab_limits.register(Shell, root, tmp_path / "seen")          # another kernel: said already
+    assert Shell.events.callbacks == []
