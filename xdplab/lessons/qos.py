@@ -21,6 +21,7 @@ bps kbps mbps gbps are bytes/s), "16kb" (bytes, 1024-based: b kb mb), or plain n
 """
 from __future__ import annotations
 
+import bisect
 import errno
 import ipaddress
 import math
@@ -288,6 +289,8 @@ class LoadTest:
         .rtts      [(seconds since start, RTT ms)] of the pings answered, by the time they left
         .queue     [(seconds since start, backlog bytes)] of the bottleneck's root qdisc
         .pings     (sent, answered);  .median_rtt (ms);  .qdisc (QdiscStats over the test)
+        .median_queue_delay, .queue_delay_at_pings   backlog ÷ link rate (ms): over the test,
+                   and as the answered pings found it when they left
         .sent / .delivered   {host name: frames}; .throughput {host name: Mbit/s delivered}
         .offered_by          {host name: Mbit/s sent}
     """
@@ -438,6 +441,24 @@ class LoadTest:
         """The median of the queue's delay (backlog ÷ link rate) while the floods ran, in ms."""
         during = [self.queue_delay(b) for t, b in self.queue if t <= self.seconds]
         return statistics.median(during) if during else None
+
+    @property
+    def queue_delay_at_pings(self) -> float | None:
+        """The median queue delay (backlog ÷ link rate) the answered pings found, in ms: for each,
+        the sample taken nearest to the moment it left. That is what a ping's RTT is made of
+        under a flood. A ping that finds the queue full is dropped, so the answered ones found a
+        little less than the queue's usual depth (median_queue_delay), and more so where the
+        floods come in bursts (a busy or emulated machine)."""
+        if not self.rtts or not self.queue:
+            return None
+        times = [t for t, _ in self.queue]
+        found = []
+        for left, _ in self.rtts:
+            i = bisect.bisect_left(times, left)
+            nearest = min((j for j in (i - 1, i) if 0 <= j < len(times)),
+                          key=lambda j: abs(times[j] - left))
+            found.append(self.queue_delay(self.queue[nearest][1]))
+        return statistics.median(found)
 
     @property
     def loss(self) -> float:
