@@ -7,7 +7,7 @@ PORT   ?= 8888
 # what `make test` runs: every test under tests/ unless told otherwise (make test PYTEST_ARGS=...)
 PYTEST_ARGS ?= tests
 
-.PHONY: install install-tests lab test doctor clean bench image test-install test-docker
+.PHONY: install install-tests lab test doctor clean bench bench-workshop image test-install test-docker
 
 install:
 	@bash env/install.sh
@@ -28,6 +28,12 @@ doctor: install
 
 bench: install
 	$(PY) benchmarks/run.py
+
+# How many participants a workshop machine holds (README, "Sizing a machine"): real rooms of each
+# size in ROOMS, every participant running lesson 02 and a lab check at once (Docker; minutes)
+ROOMS ?= 1,6
+bench-workshop: install
+	$(PY) benchmarks/workshop.py $(ROOMS)
 
 # The Docker image (README, "Docker"); XDPLAB_CA_BUNDLE=/path/ca.pem behind a TLS-intercepting proxy
 image:
