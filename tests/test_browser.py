@@ -321,6 +321,11 @@ def test_a_lab_opened_from_the_file_browser_runs_its_check(jupyterlab):
             item = listing.locator(".jp-DirListing-itemText").filter(
                 has_text=re.compile(f"^{re.escape(name)}$"))
             item.wait_for(timeout=30_000)
+            if name == "lab.ipynb":
+                # the lab folder shows what the learner works with, not the answers (env/lab.sh)
+                shown = set(listing.locator(".jp-DirListing-itemText").all_inner_texts())
+                assert {"lab.ipynb", "starter.c"} <= shown, shown
+                assert not shown & {"solution.c", "check.py", "wrong", "__pycache__"}, shown
             item.dblclick()
         panel = page.locator(".jp-NotebookPanel:visible")
         panel.locator(".jp-Cell").filter(has_text="%%xdp server").first.wait_for(timeout=60_000)

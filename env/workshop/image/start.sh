@@ -16,7 +16,8 @@ if [ -d /run/xdplab-hub ]; then
   .venv/bin/python /opt/xdplab-workshop/sockbridge.py tcp:127.0.0.1:8081 unix:/run/xdplab-hub/hub.sock &
 fi
 hide='["__pycache__", "*.pyc", "*.egg-info", "build", "env", "tests", "platforms", "benchmarks",
-       "docs", "Dockerfile", "Makefile", "pyproject.toml", "work"]'
+       "docs", "Dockerfile", "Makefile", "pyproject.toml", "work",
+       "solution.c", "check.py", "wrong"]'
 export PYTHONPATH=/opt/xdplab-workshop${PYTHONPATH:+:$PYTHONPATH}
 exec .venv/bin/jupyterhub-singleuser --allow-root --ServerApp.root_dir=/opt/xdplab \
   --ServerApp.session_manager_class=xdplab_workshop_server.RecordingSessionManager \
