@@ -279,13 +279,15 @@ def test_progress_store_keeps_what_is_valid_in_a_foreign_file(tmp_path):
     assert saved["version"] == 3 and saved["labs"]["01-x"]["note"] == "mine", "unknown keys kept"
     assert store.record("02-y", False) == 3 and store.get("01-x")["done"]
     # not a progress file at all: someone else's JSON is moved aside, never overwritten
-    for foreign in ([1, 2, 3], {"labs": ["01-x"]}, "just text"):
+    for foreign in ([1, 2, 3], {"labs": ["01-x"]}, "just text", {"theme": "dark"}):
         path.write_text(json.dumps(foreign))
         store = Progress(path)
         assert store.record("01-x", True) == 0 and store.get("01-x")["done"]
         assert "is not an xdplab progress file" in store.notices[0]
         assert json.loads(kept_copies(path)[-1].read_text()) == foreign
-    assert len(kept_copies(path)) == 4
+        assert set(json.loads(path.read_text())) == {"labs"}, "a fresh store, nothing of the other file"
+    assert len(kept_copies(path)) == 5
+    assert "'theme'" in store.notices[0], store.notices
 
 
 def test_progress_store_that_cannot_be_written_does_not_stop_a_check(lab_dir, tmp_path, capsys,

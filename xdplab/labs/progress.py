@@ -101,6 +101,10 @@ class Progress:
         if not isinstance(data, dict) or not isinstance(data.get("labs", {}), dict):
             return {}, {}, [f"{self.path} is not an xdplab progress file (it holds "
                             f"{type(data).__name__ if not isinstance(data, dict) else 'no labs table'})"]
+        if data and "labs" not in data:      # an object xdplab did not write ({"theme": "dark"}):
+            keys = ", ".join(sorted(map(repr, data))[:5])    # kept aside whole, never written into
+            return {}, {}, [f"{self.path} is not an xdplab progress file (it holds no labs table, "
+                            f"only {keys})"]
         extra = {k: v for k, v in data.items() if k != "labs"}
         labs, problems = {}, []
         for lab, entry in data.get("labs", {}).items():
