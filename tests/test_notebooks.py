@@ -174,11 +174,14 @@ def test_the_welcome_lesson_links_every_lesson_and_lab_in_order():
     lessons = [t for t in targets if t.parent.name == "notebooks"]
     assert lessons == sorted(p for p in NOTEBOOKS if p.parent.name == "notebooks"
                              and p.name[:2].isdigit()), "lessons missing or out of order"
-    labs = {t for t in targets if t.parent.parent.name == "labs"}
-    assert labs == {p for p in NOTEBOOKS if p.parent.parent.name == "labs"}, "labs missing"
-    for lab in labs:   # and the lesson it follows names it in its "Try this"
-        lesson = next(t for t in lessons if lab in
-                      {(t.parent / x).resolve() for x in LINK.findall(
-                          "\n".join(c.source for c in nbformat.read(t, as_version=4).cells
-                                    if c.source.startswith("## Try this")))})
-        assert lesson, lab
+    labs = [t for t in targets if t.parent.parent.name == "labs"]
+    assert labs == sorted(p for p in NOTEBOOKS if p.parent.parent.name == "labs"), \
+        "labs missing or out of order"
+    for lab in labs:   # each lab NNx after lesson NN, which names it in its "Try this"
+        number = lab.parent.name[:2]
+        lesson, = (t for t in lessons if t.name.startswith(number))
+        assert targets.index(lab) > targets.index(lesson), f"{lab.parent.name} is listed before lesson {number}"
+        try_this = "\n".join(c.source for c in nbformat.read(lesson, as_version=4).cells
+                             if c.source.startswith("## Try this"))
+        assert lab in {(lesson.parent / x).resolve() for x in LINK.findall(try_this)}, \
+            f"lesson {lesson.name}'s Try this does not name {lab.parent.name}"
