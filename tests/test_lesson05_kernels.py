@@ -7,9 +7,8 @@ the same lesson on Debian's 5.10 (platforms/kernels); this proves the path on ev
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
 
-from test_notebooks import KERNEL, assert_nothing_left, lab_namespaces
+from test_notebooks import cell_text, run_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSON = ROOT / "notebooks" / "05-redirecting.ipynb"
@@ -52,17 +51,7 @@ def test_lesson_05_runs_top_to_bottom_without_a_test_run_context():
     nb = nbformat.read(LESSON, as_version=4)
     nb.cells.insert(0, nbformat.v4.new_code_cell(BEFORE_5_15))
     nb.cells.append(nbformat.v4.new_code_cell(PATH_TAKEN))
-    before = set(lab_namespaces(None))
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name=KERNEL,
-                            resources={"metadata": {"path": str(LESSON.parent)}})
-    pid = {}
-    client.on_notebook_start = lambda notebook: pid.update(pid=client.km.provisioner.pid)
-    client.execute()
-    assert_nothing_left([pid["pid"]], before, LESSON.name + " without a test-run context")
-
-    def text(cell):
-        return "".join(o.get("text", "") + "".join(map(str, o.get("data", {}).values()))
-                       for o in cell.get("outputs", []))
-    said = "".join(text(c) for c in nb.cells if c.cell_type == "code")
+    run_notebook(nb, LESSON, LESSON.name + " without a test-run context", CELL_TIMEOUT)
+    said = "".join(cell_text(c) for c in nb.cells if c.cell_type == "code")
     assert "before Linux 5.15" in said or "5.15" in said, said[-3000:]
-    assert "lesson 05 ran without a test-run context" in text(nb.cells[-1])
+    assert "lesson 05 ran without a test-run context" in cell_text(nb.cells[-1])

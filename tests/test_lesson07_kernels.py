@@ -10,7 +10,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
@@ -18,7 +17,7 @@ from scapy.packet import Raw
 import xdplab
 from xdplab import kernelprobe, perf, traffic
 from xdplab.kernel import bpf as kernel
-from test_notebooks import KERNEL, assert_nothing_left, lab_namespaces
+from test_notebooks import cell_text, run_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSON = ROOT / "notebooks" / "07-performance.ipynb"
@@ -183,20 +182,10 @@ def test_lesson_07_runs_top_to_bottom_without_live_frames():
     nb.cells.insert(doctor + 1, nbformat.v4.new_code_cell(AFTER_DOCTOR))
     nb.cells.insert(0, nbformat.v4.new_code_cell(BEFORE_5_18))
     nb.cells.append(nbformat.v4.new_code_cell(PATH_TAKEN))
-    before = set(lab_namespaces(None))
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name=KERNEL,
-                            resources={"metadata": {"path": str(LESSON.parent)}})
-    pid = {}
-    client.on_notebook_start = lambda notebook: pid.update(pid=client.km.provisioner.pid)
-    client.execute()
-    assert_nothing_left([pid["pid"]], before, LESSON.name + " without live frames")
+    run_notebook(nb, LESSON, LESSON.name + " without live frames", CELL_TIMEOUT)
 
-    def text(cell):
-        return "".join(o.get("text", "") + "".join(map(str, o.get("data", {}).values()))
-                       for o in cell.get("outputs", []))
-
-    shown = text(nb.cells[doctor + 1])            # the doctor's cell (after the inserted one)
+    shown = cell_text(nb.cells[doctor + 1])            # the doctor's cell (after the inserted one)
     assert "lesson 07" in shown and "AF_PACKET" in shown, shown[-2000:]
     probe_cell = next(c for c in nb.cells if c.source.startswith("kernel = xdplab.probe()"))
-    assert "live_frames: False" in text(probe_cell)
-    assert "lesson 07 ran without live frames" in text(nb.cells[-1])
+    assert "live_frames: False" in cell_text(probe_cell)
+    assert "lesson 07 ran without live frames" in cell_text(nb.cells[-1])

@@ -134,11 +134,12 @@ def assert_helpers_gone(helpers, what):
     assert not alive(), f"the compile helper of {what}'s kernel outlived it: {alive()}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
-def test_runs_top_to_bottom(path):
-    nb = nbformat.read(path, as_version=4)
+def run_notebook(nb, path, what, timeout=CELL_TIMEOUT):
+    """Execute `nb` (the notebook at `path`, perhaps with cells added) top to bottom in the xdplab
+    kernel, from its folder; then prove its kernel exited and left no lab and no compile helper
+    behind. Returns the compile helpers seen while it ran."""
     before = set(lab_namespaces(None))
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name=KERNEL,
+    client = NotebookClient(nb, timeout=timeout, kernel_name=KERNEL,
                             resources={"metadata": {"path": str(path.parent)}})
     kernel = {}
     client.on_notebook_start = lambda notebook: kernel.update(pid=client.km.provisioner.pid)
@@ -146,11 +147,24 @@ def test_runs_top_to_bottom(path):
     client.on_cell_executed = lambda **_: helpers.update(compile_helpers(kernel["pid"]))
     client.execute()          # raises CellExecutionError naming the cell on any error
     assert "pid" in kernel, "nbclient did not report its kernel"
-    assert_nothing_left([kernel["pid"]], before, path.name)
+    assert_nothing_left([kernel["pid"]], before, what)
+    assert_helpers_gone(helpers, what)
+    return helpers
+
+
+def cell_text(cell):
+    """Everything a code cell printed, returned or displayed, as text."""
+    return "".join(o.get("text", "") + "".join(map(str, o.get("data", {}).values()))
+                   for o in cell.get("outputs", []))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_runs_top_to_bottom(path):
+    nb = nbformat.read(path, as_version=4)
+    helpers = run_notebook(nb, path, path.name)
     code = "".join(c.source for c in nb.cells if c.cell_type == "code")
     if "%%xdp" in code or ".load(" in code:
         assert helpers, f"{path.name} compiles, yet no compile helper of its kernel was seen"
-    assert_helpers_gone(helpers, path.name)
 
 
 LINK = re.compile(r"\]\(([^)#\s]+\.ipynb)\)")
