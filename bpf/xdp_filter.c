@@ -27,9 +27,15 @@
  * The ports are the first 4 bytes of a UDP or TCP header, and only those 4 must be present: a
  * filter that waited for the whole 20-byte TCP header would pass a first fragment holding 8 bytes
  * of it, unread, and the kernel would reassemble the datagram behind it (RFC 1858's tiny-fragment
- * attack). RFC 1858 also drops TCP fragments at offset 1: they can rewrite the TCP flags (byte 13)
- * of the first. This filter reads no flags, and only a fragment at offset 0 can hold the ports: a
- * first fragment, judged on its own ports.
+ * attack). RFC 1858's remedy is to drop a TCP first fragment shorter than the bytes the filter
+ * reads (its "tmin"; 16 for a filter that reads the TCP flags), not every one shorter than a whole
+ * TCP header: this filter reads 4, so a first fragment with 4 to 19 bytes of TCP holds all it
+ * decides on and is judged on its ports, and one with fewer is dropped (the room-for-the-ports
+ * check below). IPv4 and IPv6 are treated alike: the datagram's end comes from its own length
+ * field, a later fragment passes, a first one is judged on its ports. RFC 1858 also drops TCP
+ * fragments at offset 1: they can rewrite the TCP flags (byte 13) of the first. This filter reads
+ * no flags, and only a fragment at offset 0 can hold the ports: a first fragment, judged on its
+ * own ports.
  */
 #include "parsing_helpers.h"
 

@@ -306,6 +306,10 @@ DROPPED = {
     "ipv6 7 ext headers (more than IPV6_EXT_MAX_CHAIN)": ext_chain(7) / UDP(dport=80),
     # no room for the ports in the datagram: a tiny fragment, or a malformed datagram
     "ipv4 first fragment, 2 bytes of tcp": first_fragment(v4(flags="MF", proto=6), tcp_syn53[:2]),
+    "ipv6 first fragment, 2 bytes of tcp":
+        eth() / v6() / IPv6ExtHdrFragment(offset=0, m=1, nh=6) / Raw(tcp_syn53[:2]),
+    # exactly the ports: all the filter reads, so judged on them (RFC 1858's tmin is 4 here)
+    "ipv4 first fragment, 4 bytes of tcp to 53": first_fragment(v4(flags="MF", proto=6), tcp_syn53[:4]),
     "ipv4 first fragment, 3 bytes of udp": first_fragment(v4(flags="MF", proto=17), b"\x9c\x40\x00"),
     # the IP length says where the datagram ends: bytes after it (Ethernet pads short frames to 60)
     # are no ports, even when they look like port 80
@@ -329,8 +333,13 @@ PASSED = {
     # a later fragment has no UDP header: these bytes only look like port 53
     "ipv4 later fragment": eth() / v4(proto=17, frag=1) / Raw(bytes(UDP(dport=53))),
     "ipv6 later fragment": eth() / v6() / IPv6ExtHdrFragment(offset=1, nh=17) / Raw(bytes(UDP(dport=53))),
+    # a first fragment shorter than a TCP header, holding the ports: judged on them (RFC 1858)
     "ipv4 first fragment, 8 bytes of tcp to 80": first_fragment(v4(flags="MF", proto=6),
                                                               bytes(TCP(dport=80, flags="S"))[:8]),
+    "ipv6 first fragment, 8 bytes of tcp to 80":
+        eth() / v6() / IPv6ExtHdrFragment(offset=0, m=1, nh=6) / Raw(bytes(TCP(dport=80, flags="S"))[:8]),
+    "ipv4 first fragment, 4 bytes of tcp to 80": first_fragment(v4(flags="MF", proto=6),
+                                                              bytes(TCP(dport=80, flags="S"))[:4]),
     # ICMP errors the sender needs: only echo requests are ping
     "icmp fragmentation needed": eth() / v4() / ICMP(type=3, code=4, nexthopmtu=1280) / v4(src=IP_S, dst=IP_C) / UDP(),
     "icmp port unreachable": eth() / v4() / ICMP(type=3, code=3) / v4(src=IP_S, dst=IP_C) / UDP(dport=9),
