@@ -1,11 +1,15 @@
 """Which kernel header tree bcc compiles against, and why that is fine.
 
 bcc needs a kernel header tree. Distro kernels ship one at /lib/modules/$(uname -r)/build; VM kernels
-(this CI, cloud VMs, Docker Desktop, WSL2) do not. XDP programs use only UAPI headers (struct xdp_md,
-the helper ids, ethhdr/iphdr/...), which the kernel keeps stable, so a tree merged from the distro's
-generic header packages works even when its version differs from the running kernel. env/kernel-
-headers.sh builds it under .venv/kernel-headers; we point bcc at it with BCC_KERNEL_SOURCE and never
-write into /lib/modules.
+(this CI, cloud VMs, Docker Desktop, WSL2) do not. The lessons' XDP programs use only UAPI headers
+(struct xdp_md, the helper ids, ethhdr/iphdr/...), which the kernel keeps stable, so a tree merged
+from the distro's generic header packages works for them even when its version differs from the
+running kernel. That holds for the UAPI structs and constants these lessons use, not for every
+feature: one newer than the headers (a helper, a kfunc, a map type) is missing from older headers
+and does not compile, and a program built against newer headers can ask for what the running kernel
+lacks, which the verifier (or the map's creation) then refuses. env/kernel-headers.sh builds the
+tree under .venv/kernel-headers; we point bcc at it with BCC_KERNEL_SOURCE and never write into
+/lib/modules.
 """
 from __future__ import annotations
 

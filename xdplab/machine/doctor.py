@@ -275,11 +275,12 @@ def check_headers(run: _Run) -> Result:
            headers.FROM_ENV: "named by BCC_KERNEL_SOURCE in your environment"}.get(t.kind, t.kind)
     text = f"headers {t.version} at {t.path}: {why}"
     if t.skew:
-        text += (f". Differs from the running kernel {t.kernel}, which is harmless for XDP: its "
-                 "programs use only UAPI headers (struct xdp_md, BPF helper ids, ethhdr, iphdr...), "
-                 "stable across kernel versions; nothing reads kernel-internal structs. That holds "
-                 "for the helpers and flags these lessons use, all in these headers: one newer than "
-                 "the headers would not compile")
+        text += (f". Differs from the running kernel {t.kernel}, which is harmless for these "
+                 "lessons: their programs use only UAPI headers (struct xdp_md, BPF helper ids, "
+                 "ethhdr, iphdr...), stable across kernel versions; nothing reads kernel-internal "
+                 "structs. That holds for the helpers and flags these lessons use, all in these "
+                 "headers: one newer than the headers would not compile, and one newer than the "
+                 "running kernel would compile and be refused by the verifier")
     return OK, text, ""
 
 
