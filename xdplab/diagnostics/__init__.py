@@ -12,6 +12,11 @@ function definition (`__attribute__((section(...)))` or `__attribute__((always_i
 blank line after the `{` of every non-static function, and rewrites map calls such as
 `m.lookup(&k)` in place. `learner_line` undoes that, and checks the result against the source
 text the log quotes.
+
+The libbpf dialect (xdplab/program/objects.py) compiles the learner's own file with clang: its
+name is the `main=` of compile_error / verifier_error, and every line number (clang's, the BTF
+line info's) is the learner's as written. `dialect="libbpf"` also leaves out the explanations
+that only hold for bcc (SEC(), bpf_printk, <bpf/...> headers, bcc's map macros and u32 names).
 """
 from __future__ import annotations
 
@@ -377,11 +382,43 @@ LIBC_HEADERS = ("stdio.h", "stdlib.h", "string.h", "strings.h", "unistd.h", "mat
                 "sys/socket.h", "net/ethernet.h")
 
 
-def _special_compile(msg, text, source, later, line=None):
+LIBBPF_TYPES = {"u8": "__u8", "u16": "__u16", "u32": "__u32", "u64": "__u64", "s8": "__s8",
+                "s16": "__s16", "s32": "__s32", "s64": "__s64"}
+
+
+def _libbpf_compile(msg, text, source):
+    """(explanation, hint) for what a libbpf program's C gets wrong the bcc way; else None."""
+    if (m := re.search(r"(?:unknown type name|use of undeclared identifier) '(\w+)'", msg)) \
+            and m.group(1) in LIBBPF_TYPES:
+        name = m.group(1)
+        return (f"'{name}' is bcc's (and the kernel's own) short name for a fixed-size integer; a "
+                "libbpf program gets the UAPI names from <linux/types.h>: "
+                f"{LIBBPF_TYPES[name]}, __be16, __be32 ...",
+                f"write {LIBBPF_TYPES[name]} (and #include <linux/types.h>, which <linux/bpf.h> "
+                "includes)")
+    if mac := re.match(r"\s*(BPF_(?:HASH|ARRAY|PERCPU_\w+|PERF_OUTPUT|RINGBUF_OUTPUT|TABLE|"
+                       r"DEVMAP|CPUMAP|XSKMAP|PROG_ARRAY|LPM_TRIE|QUEUE|STACK|HISTOGRAM)\w*)\s*\(", text):
+        return (f"{mac.group(1)}(...) is bcc's macro; a libbpf program declares a map as a "
+                "BTF-defined struct in the .maps section.",
+                "struct { __uint(type, BPF_MAP_TYPE_HASH); __type(key, __u32); "
+                "__type(value, __u64); __uint(max_entries, 1024); } my_map SEC(\".maps\");")
+    if re.search(r"no member named '(lookup|update|increment|atomic_increment|delete|"
+                 r"perf_submit|ringbuf_output|redirect_map)'", msg):
+        return ("Maps have methods only in bcc (which rewrites them into helper calls); in a libbpf "
+                "program a map is used through the BPF helpers, given the map's address.",
+                "call the helper: bpf_map_lookup_elem(&my_map, &key), "
+                "bpf_map_update_elem(&my_map, &key, &value, BPF_ANY)")
+    return None
+
+
+def _special_compile(msg, text, source, later, line=None, dialect="bcc"):
     """(explanation, hint) for a clang message whose meaning depends on the learner's line `text`
     or on the diagnostics that follow it (`later`: [(kind, line, message)]); else None."""
     stripped = text.strip()
-    if mac := re.match(r"(BPF_[A-Z0-9_]+)\s*\(", stripped):
+    if dialect == "libbpf":
+        if found := _libbpf_compile(msg, text, source):
+            return found
+    if dialect == "bcc" and (mac := re.match(r"(BPF_[A-Z0-9_]+)\s*\(", stripped)):
         name = mac.group(1)
         if name not in BCC_MACROS:
             alt = _close(name, list(MAP_MACROS), 0.7)
@@ -406,7 +443,7 @@ def _special_compile(msg, text, source, later, line=None):
         return ("A call passes more than 5 arguments: BPF functions and helpers take at most 5, one "
                 "per argument register (R1-R5).",
                 "pass fewer arguments: group them in a struct and pass a pointer to it")
-    if re.match(r"SEC\s*\(", stripped):
+    if dialect == "bcc" and re.match(r"SEC\s*\(", stripped):
         return ("SEC(\"...\") is libbpf's macro that puts a function into an ELF section; bcc does not "
                 "define it and does not need it: bcc finds XDP functions by their signature.",
                 "remove the SEC(...) line: int xdp_prog(struct xdp_md *ctx) { ... } is all bcc needs")
@@ -437,7 +474,7 @@ def _special_compile(msg, text, source, later, line=None):
                 f"without the C library: {what}.", fix)
     if m := re.search(r"implicit declaration of function '(\w+)'", msg):
         name = m.group(1)
-        if name == "bpf_printk":
+        if name == "bpf_printk" and dialect == "bcc":
             return ("bpf_printk is libbpf's macro (from bpf/bpf_helpers.h); in bcc the same helper "
                     "is called bpf_trace_printk.",
                     "write bpf_trace_printk(\"queue %d\\n\", ctx->rx_queue_index); and read the "
@@ -533,7 +570,7 @@ def _special_compile(msg, text, source, later, line=None):
                 "remove the #include; for packet headers use <uapi/linux/if_ether.h>, "
                 "<uapi/linux/ip.h>, <uapi/linux/ipv6.h>, <uapi/linux/in.h>, <uapi/linux/tcp.h>, "
                 "<uapi/linux/udp.h>; for printing, bpf_trace_printk")
-    if (m := re.search(r"'(bpf/\w+\.h)' file not found", msg)):
+    if dialect == "bcc" and (m := re.search(r"'(bpf/\w+\.h)' file not found", msg)):
         return (f"<{m.group(1)}> is libbpf's header, for programs built with clang and loaded by libbpf; "
                 "bcc declares the helpers, the map macros and the section names itself.",
                 "remove the #include: bcc needs no <bpf/bpf_helpers.h> (libbpf's bpf_printk is "
@@ -568,10 +605,17 @@ def _not_a_type(name):
             "__be16, __be32, and the structs of the headers they include")
 
 
-def _explain_compile(msg, notes, text="", source="", later=(), line=None):
+def _explain_compile(msg, notes, text="", source="", later=(), line=None, dialect="bcc"):
     """(explanation, hint) for clang's message `msg` about the learner's line `text`, followed by
     clang's `notes` and `later` diagnostics ([(kind, line, message)])."""
-    if found := _special_compile(msg, text, source, list(later), line):
+    if dialect == "libbpf":          # the same words, with the header names a libbpf program uses
+        why, hint = _explain_compile(msg, notes, text, source, later, line, "libbpf-raw")
+        def plain(s):
+            return s and s.replace("uapi/linux/", "linux/").replace("bcc compiles against",
+                                                                     "xdplab compiles against")
+        return plain(why), plain(hint)
+    dialect = "libbpf" if dialect == "libbpf-raw" else dialect
+    if found := _special_compile(msg, text, source, list(later), line, dialect):
         return found
     for pattern, explanation, hint in COMPILE_CASES:
         if m := re.search(pattern, msg):
@@ -588,10 +632,13 @@ def _explain_compile(msg, notes, text="", source="", later=(), line=None):
     return GENERIC_COMPILE, None
 
 
-def compile_error(stderr_text: str | None, source: str) -> CompileError | PrivilegeError:
+def compile_error(stderr_text: str | None, source: str, main: str = MAIN,
+                  dialect: str = "bcc") -> CompileError | PrivilegeError:
     """A CompileError for clang's output `stderr_text` (bcc's fd 2 during compilation) about the
     learner's `source`: the first error, located at the learner's line with a caret, explained.
-    A map that could not be created for lack of privilege gives a PrivilegeError instead."""
+    A map that could not be created for lack of privilege gives a PrivilegeError instead.
+    `main`: the name clang gives the learner's file (bcc's /virtual/main.c, or the file clang
+    compiled in the libbpf dialect, whose lines are exact)."""
     text = stderr_text or ""
     if m := _MAP_FAIL.search(text):
         if "not permitted" in m.group("why"):
@@ -612,15 +659,15 @@ def compile_error(stderr_text: str | None, source: str) -> CompileError | Privil
     message = _WFLAG.sub("", m.group("msg"))
     followers = [(j, d) for j, d in diags if j > i]
     notes = [d.group("msg") for _, d in followers[:4] if d.group("kind") == "note"]
-    line, col = _clang_location(m, lines, i, source)
+    line, col = _clang_location(m, lines, i, source, main, exact=dialect != "bcc")
     src_lines = source.splitlines()
     text = src_lines[line - 1] if line and line <= len(src_lines) else ""
-    later = [(d.group("kind"), int(d.group("line")) if d.group("file") == MAIN else None, d.group("msg"))
+    later = [(d.group("kind"), int(d.group("line")) if d.group("file") == main else None, d.group("msg"))
              for _, d in followers[:6]]
-    why, hint = _explain_compile(m.group("msg"), notes, text, source, later, line)
+    why, hint = _explain_compile(m.group("msg"), notes, text, source, later, line, dialect)
     details = []
     for j, d in followers[:3]:
-        where = f"line {d.group('line')}: " if d.group("file") == MAIN else ""
+        where = f"line {d.group('line')}: " if d.group("file") == main else ""
         details.append(f"{d.group('kind')}: {where}{_WFLAG.sub('', d.group('msg'))}")
     return CompileError(f"line {line}: {message}" if line else message, line=line,
                         column=col, explanation=why, hint=hint, source=source, raw=text,
@@ -672,10 +719,13 @@ def _backend_error(lines, source, text):
     return CompileError(where + msg, line=line, explanation=why, hint=hint, source=source, raw=text)
 
 
-def _clang_location(m, lines, i, source):
-    """(learner line, column) of clang's diagnostic `m` found at lines[i]."""
-    if m.group("file") == MAIN:
+def _clang_location(m, lines, i, source, main=MAIN, exact=False):
+    """(learner line, column) of clang's diagnostic `m` found at lines[i]; `exact`: `main` is the
+    learner's own file, whose lines clang reports as they are."""
+    if m.group("file") == main:
         line, col = int(m.group("line")), int(m.group("col"))
+        if exact:
+            return line, col
         quoted = lines[i + 1] if i + 1 < len(lines) else ""
         src = source.splitlines()
         if line > len(src):                       # only in bcc's rewritten text (a rewritten call)
@@ -686,7 +736,7 @@ def _clang_location(m, lines, i, source):
             return mapped, None if mapped != line else col
         return line, col
     for back in range(i - 1, -1, -1):         # error inside a header: the learner's #include line
-        inc = re.match(rf"In file included from {re.escape(MAIN)}:(\d+)", lines[back])
+        inc = re.match(rf"In file included from {re.escape(main)}:(\d+)", lines[back])
         if inc:
             return int(inc.group(1)), None
         if _DIAG.match(lines[back]):
@@ -934,13 +984,15 @@ def full_log(bpf: Any, function: str, prog_type: int = 6, size: int = 1 << 21) -
 
 
 def verifier_error(log_text: str | None, source: str, function: str, listing: str | None = None,
-                   bpf: Any = None, full: str | None = None) -> VerifierError | PrivilegeError:
+                   bpf: Any = None, full: str | None = None, dialect: str = "bcc",
+                   main: str | None = None) -> VerifierError | PrivilegeError:
     """A VerifierError for the verifier's log `log_text` (bcc's fd 2 during load_func, or the
     exception text when nothing was printed) rejecting `function` of the learner's `source`.
     `listing`: the fd-2 text of a compile with debug=DEBUG_SOURCE, used to find the line when the
     log has no line info (bcc drops BTF when the kernel answers EINVAL). `bpf`: the bcc.BPF object,
     used to fetch the log that bcc does not print when the verifier gave up (E2BIG); `full`: that
-    log, fetched already (by the compile helper).
+    log, fetched already (by the compile helper). `dialect="libbpf"`: the log of a clang-built
+    object whose BTF line info names the learner's file `main` (a base name) with its own lines.
     No log and EPERM gives a PrivilegeError."""
     text = log_text or ""
     lines = text.splitlines()
@@ -950,7 +1002,7 @@ def verifier_error(log_text: str | None, source: str, function: str, listing: st
     if not insns and (bpf is not None or full) and _TOO_LARGE_NO_LOG.search(text):
         more = full if full else full_log(bpf, function)
         if more.strip():
-            return verifier_error(more, source, function, listing=listing)
+            return verifier_error(more, source, function, listing=listing, dialect=dialect, main=main)
     last = insns[-1] if insns else -1
     tail = [ln for ln in lines[last + 1:] if not _NOISE.match(ln) and not _SRC.match(ln)]
     headline = (tail or [next((ln for ln in lines if ln.strip() and not _NOISE.match(ln)),
@@ -972,7 +1024,8 @@ def verifier_error(log_text: str | None, source: str, function: str, listing: st
                                  reads="writes" if store else "reads", ctx_access=ctx_access)
     else:
         why, hint = GENERIC_VERIFIER
-    line = _failing_line(lines, last, source, function, listing)
+    at = _LineInfo(source, main if dialect != "bcc" else "main.c", exact=dialect != "bcc")
+    line = _failing_line(lines, last, source, function, listing, at)
     if where == "loop":
         line = _loop_line(source, function, line) or line
     elif where == "helper":
@@ -986,7 +1039,7 @@ def verifier_error(log_text: str | None, source: str, function: str, listing: st
     message = f"the verifier rejected {function}" + (f" at line {line}" if line else "") + f": {headline}"
     return VerifierError(message, line=line, explanation=why, hint=hint, source=source, raw=text,
                          instruction=instruction, function=function,
-                         details=_trim(lines, last, source) if insns else None)
+                         details=_trim(lines, last, source, at=at) if insns else None)
 
 
 _ADJUST = re.compile(r"\bbpf_xdp_adjust_(?:head|tail|meta)\s*\(")
@@ -1075,8 +1128,29 @@ def _indirect_call_line(source, function):
     return None
 
 
-def _failing_line(lines, last, source, function, listing):
+class _LineInfo:
+    """Which file of the BTF line info (`; text @ FILE:N`) is the learner's, and how its line
+    numbers map to the learner's: through bcc's rewriting (learner_line), or exactly."""
+
+    def __init__(self, source, main="main.c", exact=False):
+        self.source, self.exact = source, exact
+        self.main = os.path.basename(main) if main else None
+
+    def ours(self, file):
+        """Whether FILE of a line-info comment is the learner's file (any file when the name of
+        the learner's is unknown: an object file built elsewhere)."""
+        return self.main is None or os.path.basename(file) == self.main
+
+    def line(self, n, text):
+        """The learner's line for line `n` of the file, whose text the log quotes."""
+        if self.exact:
+            return n
+        return learner_line(self.source, n, text)
+
+
+def _failing_line(lines, last, source, function, listing, at=None):
     """Learner line of the rejected instruction: from the log's BTF line info, else the listing."""
+    at = at or _LineInfo(source)
     for ln in reversed(lines[:last + 1] if last >= 0 else []):
         m = _SRC.match(ln)
         if not m or not m.group(1).strip():
@@ -1086,8 +1160,8 @@ def _failing_line(lines, last, source, function, listing):
             if found:
                 return found[-1]
             continue
-        if os.path.basename(m.group(2)) == "main.c" and int(m.group(3)) > 0:
-            return learner_line(source, int(m.group(3)), m.group(1))
+        if at.ours(m.group(2)) and int(m.group(3)) > 0:
+            return at.line(int(m.group(3)), m.group(1))
     mapping = parse_listing(listing, function)
     if mapping and last >= 0 and (idx := _INSN.match(lines[last])):
         before = [i for i in mapping if i <= int(idx.group(1))]
@@ -1097,9 +1171,10 @@ def _failing_line(lines, last, source, function, listing):
     return None
 
 
-def _trim(lines, last, source, keep=8):
+def _trim(lines, last, source, keep=8, at=None):
     """The end of the log: the last `keep` instructions with their source lines (renumbered to the
     learner's) and register state, then the verifier's message."""
+    at = at or _LineInfo(source)
     start, seen = last, 0
     while start > 0 and seen < keep:
         start -= 1
@@ -1107,7 +1182,7 @@ def _trim(lines, last, source, keep=8):
     window = lines[start:]
     if not any(_SRC.match(ln) for ln in window):       # show which line the window belongs to
         window = [next((ln for ln in reversed(lines[:start]) if _SRC.match(ln) and
-                        ln.split(" @ ")[-1].startswith("main.c:") and not ln.endswith(":0")), ""),
+                        at.ours(ln.split(" @ ")[-1].rsplit(":", 1)[0]) and not ln.endswith(":0")), ""),
                   *window]
     out, src = [], source.splitlines()
     for ln in window:
@@ -1116,11 +1191,11 @@ def _trim(lines, last, source, keep=8):
         if not ln or ln.startswith("bpf: "):
             continue
         m = _SRC.match(ln)
-        if m and m.group(2) and os.path.basename(m.group(2)) == "main.c":
+        if m and m.group(2) and at.ours(m.group(2)):
             if int(m.group(3)) == 0:
                 continue
-            at = learner_line(source, int(m.group(3)), m.group(1))
-            text = src[at - 1].strip() if at and at <= len(src) else m.group(1)
-            ln = f"; {text} @ line {at}"
+            n = at.line(int(m.group(3)), m.group(1))
+            text = src[n - 1].strip() if n and n <= len(src) else m.group(1)
+            ln = f"; {text} @ line {n}"
         out.append(ln)
     return "\n".join(out).strip() or None

@@ -23,6 +23,7 @@ import ctypes
 import ctypes.util
 import os
 import platform
+import threading
 from typing import Any
 
 from xdplab.errors import LabError, SetupError
@@ -62,7 +63,34 @@ LIBBPF = {
     "btf__name_by_offset": ([_vp, _u32], _str),
     "btf__find_by_name_kind": ([_vp, _str, _u32], _int),
     "btf__free": ([_vp], None),
+    "btf__type_cnt": ([_vp], _u32),
+    # objects built by clang (tools/lib/bpf/libbpf.h): a struct bpf_object/bpf_program/bpf_map *
+    # is an opaque pointer; open returns NULL and sets errno on failure
+    "bpf_object__open_file": ([_str, _vp], _vp),
+    "bpf_object__load": ([_vp], _int),
+    "bpf_object__close": ([_vp], None),
+    "bpf_object__btf": ([_vp], _vp),
+    "bpf_object__next_program": ([_vp, _vp], _vp),
+    "bpf_object__next_map": ([_vp, _vp], _vp),
+    "bpf_program__name": ([_vp], _str),
+    "bpf_program__section_name": ([_vp], _str),
+    "bpf_program__type": ([_vp], _int),
+    "bpf_program__fd": ([_vp], _int),
+    "bpf_program__set_log_buf": ([_vp, _vp, ctypes.c_size_t], _int),
+    "bpf_map__name": ([_vp], _str),
+    "bpf_map__fd": ([_vp], _int),
+    "bpf_map__type": ([_vp], _int),
+    "bpf_map__key_size": ([_vp], _u32),
+    "bpf_map__value_size": ([_vp], _u32),
+    "bpf_map__btf_key_type_id": ([_vp], _u32),
+    "bpf_map__btf_value_type_id": ([_vp], _u32),
+    "libbpf_set_print": ([_vp], _vp),
 }
+
+# libbpf_print_fn_t: int (*)(enum libbpf_print_level level, const char *fmt, va_list args). A
+# va_list parameter is passed as a pointer on x86-64 and arm64, so it travels as a void *.
+PRINT_FN = ctypes.CFUNCTYPE(_int, _int, _str, _vp)
+LIBBPF_WARN, LIBBPF_INFO, LIBBPF_DEBUG = 0, 1, 2
 
 # bcc functions xdplab calls that bcc's own Python (bcc/libbcc.py) leaves undeclared
 LIBBCC = {
@@ -119,11 +147,70 @@ def map_info(fd: int) -> BpfMapInfo:
     return info
 
 
+class PrintCapture:
+    """libbpf's messages ("libbpf: prog 'x': BPF program load failed: ...", the verifier log it
+    prints, "sec 'foo': failed to guess program type") collected while the block runs, instead of
+    going to fd 2 (libbpf's default print function). `.lines` holds (level, text)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[int, str]] = []
+
+    @property
+    def text(self) -> str:
+        """Everything but libbpf's debug chatter, as one text."""
+        return "".join(t for level, t in self.lines if level <= LIBBPF_INFO)
+
+
+_print_lock = threading.Lock()
+
+
+def _format(fmt: bytes, args: int) -> str:
+    """vasprintf(fmt, args): libbpf's message as text."""
+    out = ctypes.c_char_p()
+    if _libc.vasprintf(ctypes.byref(out), fmt, args) < 0:
+        return fmt.decode("utf-8", "replace")
+    try:
+        return (out.value or b"").decode("utf-8", "replace")
+    finally:
+        _libc.free(ctypes.cast(out, _vp))
+
+
+class capture_print:          # noqa: N801 — used as a context manager, like a function
+    """with capture_print() as cap: ... — libbpf's print callback set to one that records into
+    `cap` (a PrintCapture) for the block, the previous callback restored after it. One block at a
+    time per process (libbpf's callback is global)."""
+
+    def __enter__(self) -> PrintCapture:
+        _print_lock.acquire()
+        self.cap = PrintCapture()
+        cap = self.cap
+
+        def record(level, fmt, args):
+            try:
+                cap.lines.append((level, _format(fmt, args)))
+            except Exception:            # never raise into libbpf
+                pass
+            return 0
+        self._fn = PRINT_FN(record)      # kept alive while installed
+        self._old = libbpf().libbpf_set_print(ctypes.cast(self._fn, _vp))
+        return cap
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            libbpf().libbpf_set_print(self._old)
+        finally:
+            _print_lock.release()
+
+
 # -- bpf(2) itself: what libbpf does not wrap the way xdplab needs (xdplab.kernel.bpf) -------------
 NR_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280}.get(platform.machine(), 321)
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long     # variadic: no argtypes; every argument passed below is
                                           # a C long or a pointer
+_libc.vasprintf.argtypes = [ctypes.POINTER(ctypes.c_char_p), _str, _vp]   # libbpf's messages
+_libc.vasprintf.restype = _int
+_libc.free.argtypes = [_vp]
+_libc.free.restype = None
 
 
 def sys_bpf(cmd: int, attr: ctypes.Structure) -> int:
@@ -140,6 +227,8 @@ def decode_table_type(desc: str | bytes | list[Any]) -> type:
     compiler gives (a table's key_desc / leaf_desc): bcc.BPF._decode_table_type."""
     import json
     from bcc import BPF
+    # bcc 0.26 describes __s8 as "signed char" and has no ctypes type for that name
+    BPF.str2ctype.setdefault("signed char", ctypes.c_byte)
     return BPF._decode_table_type(json.loads(desc) if isinstance(desc, (str, bytes)) else desc)
 
 

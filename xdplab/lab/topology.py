@@ -577,11 +577,14 @@ class Lab:
         return None
 
     # -- programs -----------------------------------------------------------------------------------
-    def load(self, source: str | Path, cflags: Sequence[str] = (), name: str | None = None) -> Program:
-        """Compile C (text, or a file under bpf/) with bcc and verify it; returns a Program."""
+    def load(self, source: str | Path, cflags: Sequence[str] = (), name: str | None = None,
+             dialect: str | None = None) -> Program:
+        """Compile C (text, or a file under bpf/) with bcc — or, for libbpf-style C (*.bpf.c,
+        SEC(...) with <bpf/bpf_helpers.h>, dialect="libbpf"), with clang and libbpf; or load an
+        object file (.o) with libbpf — and verify it; returns a Program."""
         self.check_open()
         from xdplab.program.program import Program
-        prog = Program(self, source, cflags=cflags, name=name)
+        prog = Program(self, source, cflags=cflags, name=name, dialect=dialect)
         self.programs.append(prog)
         return prog
 

@@ -78,6 +78,7 @@ class Maps(collections.abc.Mapping):
             raise LabError(f"the program has no map {name!r}",
                            f"its maps: {', '.join(self._names) or 'none'}")
         if name not in self._maps:
+            self.program.check_open()          # a closed program has no map fds to read
             self._maps[name] = Map(self.program, name)
         return self._maps[name]
 
@@ -122,12 +123,22 @@ class Map(collections.abc.MutableMapping):
         self._slot = (self.value_size + 7) // 8 * 8 if self.percpu else self.value_size
         self._vsize = self._slot * self.ncpus          # what one lookup returns
         self.Key = self.Leaf = None
-        if self.kind not in NOT_READABLE or self.kind in WRITE_ONLY:
-            # the ctypes types bcc derives from the C declarations (without building its Table)
-            self.Key = decode_table_type(key_desc)
-            self.Leaf = decode_table_type(leaf_desc)
-        self._hints = btf_hints(info.btf_id, info.btf_key_type_id, info.btf_value_type_id)
+        # why a side is read as raw bytes (a libbpf map whose BTF could not type it)
+        self.notes: list[str] = list(getattr(getattr(program.bpf, "table_info", {}).get(name),
+                                             "notes", None) or [])
         self._declared = {"key": None, "value": None}
+        if self.kind not in NOT_READABLE or self.kind in WRITE_ONLY:
+            # the ctypes types bcc derives from the C declarations (without building its Table);
+            # no description: the side's bytes as they are (declared "bytes", declare() may say more)
+            if key_desc is None:
+                self.Key, self._declared["key"] = ctypes.c_ubyte * self.key_size, "bytes"
+            else:
+                self.Key = decode_table_type(key_desc)
+            if leaf_desc is None:
+                self.Leaf, self._declared["value"] = ctypes.c_ubyte * self.value_size, "bytes"
+            else:
+                self.Leaf = decode_table_type(leaf_desc)
+        self._hints = btf_hints(info.btf_id, info.btf_key_type_id, info.btf_value_type_id)
         self._batch_ok = self.kind in _BATCH_KINDS
         self._last = None                              # (time, snapshot) for rates()
         self.read_method = None
@@ -598,7 +609,8 @@ class Map(collections.abc.MutableMapping):
         if self.key_codec is not None:
             kinds = f", key {self.key_codec.kinds()}, value {self.value_codec.kinds()}"
         cpu = f", summed over {self.ncpus} CPUs" if self.percpu else ""
-        return f"{self.kind}, max_entries {self.max_entries}{kinds}{cpu}"
+        notes = "".join(f" (note: {n})" for n in self.notes)
+        return f"{self.kind}, max_entries {self.max_entries}{kinds}{cpu}{notes}"
 
     def __repr__(self, limit: int = 20) -> str:
         head = f"<Map {self.name}: {self.describe()}>"

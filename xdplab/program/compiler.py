@@ -303,7 +303,7 @@ class Loaded:
         if name not in self.tables:
             if name not in self.table_info:
                 raise KeyError(name)
-            self.tables[name] = _bcc_table(self, self.table_info[name])
+            self.tables[name] = bcc_table(self, self.table_info[name])
         return self.tables[name]
 
     def get_table(self, name: str | bytes, keytype: Any = None, leaftype: Any = None,
@@ -333,7 +333,7 @@ class Loaded:
     close = cleanup
 
 
-def _bcc_table(bpf, info):
+def bcc_table(bpf: Any, info: Any) -> Any:
     """bcc's own Table class for a map, made without bcc's module (whose facts we were sent)."""
     from bcc import table as T
     classes = {T.BPF_MAP_TYPE_HASH: T.HashTable, T.BPF_MAP_TYPE_ARRAY: T.Array,

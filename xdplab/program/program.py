@@ -64,13 +64,19 @@ def xdp_functions(source: str) -> list[str]:
 
 def read_source(source: str | Path) -> tuple[str, str | None]:
     """(C text, the file's path or None) from `source`: C text itself, a path, or a file name
-    under bpf/."""
-    if isinstance(source, Path) or ("\n" not in source and source.strip().endswith(".c")):
+    under bpf/. For an object file (.o) the text is that of the C file beside it with the same
+    stem (prog.o: prog.bpf.c or prog.c), if there is one, else ""."""
+    if isinstance(source, Path) or ("\n" not in source and source.strip().endswith((".c", ".o"))):
         for path in (Path(source), BPF_DIR / source):
             if path.is_file():
+                if path.suffix == ".o":
+                    stem = path.name[:-2].removesuffix(".bpf")
+                    beside = [path.with_name(stem + ext) for ext in (".bpf.c", ".c")]
+                    c = next((p for p in beside if p.is_file()), None)
+                    return (c.read_text() if c else ""), str(path)
                 return path.read_text(), str(path)
-        raise LabError(f"no BPF source file {source!r}",
-                       f"give C text, a path, or the name of a file in {BPF_DIR}")
+        raise LabError(f"no BPF {'object' if str(source).endswith('.o') else 'source'} file "
+                       f"{str(source)!r}", f"give C text, a path, or the name of a file in {BPF_DIR}")
     return source, None
 
 
@@ -91,14 +97,20 @@ class Attachment:
 
 class Program:
     def __init__(self, lab: Lab, source: str | Path, cflags: Sequence[str] = (),
-                 name: str | None = None) -> None:
+                 name: str | None = None, dialect: str | None = None) -> None:
         from xdplab import diagnostics
+        from xdplab.program import objects
         self.lab = lab
         self.source, self.path = read_source(source)
-        self.name = name or (Path(self.path).stem if self.path else "program")
+        self.name = name or (Path(self.path).stem.removesuffix(".bpf") if self.path else "program")
         self.attachments: list[Attachment] = []
         self._fns = {}
         self.bpf = None
+        # "bcc" (compiled by bcc), "libbpf" (by clang, loaded by libbpf) or "object" (a .o)
+        self.dialect = objects.dialect_of(self.source, self.path, dialect)
+        if self.dialect != "bcc":
+            self._load_object(cflags)
+            return
         headers.ensure()
         _bcc()
         flags = [f"-I{INCLUDE}", *diagnostics.CFLAGS, *cflags]
@@ -123,6 +135,30 @@ class Program:
             raise LabError("no XDP function found in the program",
                            "an XDP program is a function 'int NAME(struct xdp_md *ctx)' returning an "
                            "XDP action such as XDP_PASS")
+        self._fns = dict(self.bpf.funcs)
+        from xdplab.maps import Maps
+        self.maps = Maps(self)
+
+    def _load_object(self, cflags: Sequence[str]) -> None:
+        """The libbpf dialect: clang builds the object (unless it is one already), libbpf loads
+        it (xdplab.program.objects); then the program is like any other."""
+        from xdplab.program import objects
+        built = None
+        if self.dialect == "object":
+            obj = self.path
+            stem = Path(self.path).name[:-2].removesuffix(".bpf")
+            main = next((stem + ext for ext in (".bpf.c", ".c")
+                         if Path(self.path).with_name(stem + ext).is_file()), None)
+        else:
+            built = objects.build(self.source, self.path, cflags, self.name)
+            obj, main = built.obj, built.main
+        try:
+            self.bpf = objects.load(obj, self.source, main)
+        finally:
+            if built is not None:
+                built.cleanup()
+        self.cached = False
+        self.functions = list(self.bpf.funcs)
         self._fns = dict(self.bpf.funcs)
         from xdplab.maps import Maps
         self.maps = Maps(self)

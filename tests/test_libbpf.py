@@ -1,0 +1,303 @@
+"""libbpf programs in the lab (issue 15, item 1): C built by clang and loaded by libbpf, or an
+object built elsewhere, attached to real lab interfaces, counting real packets, typed from BTF,
+explained when clang or the verifier refuse it, and leaving no fd and no kernel object behind."""
+import ipaddress
+import os
+import platform
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.l2 import ARP, Ether
+
+import xdplab
+from xdplab import CompileError, LabError, SetupError, VerifierError
+from xdplab.kernel.libbpf import libbpf
+from xdplab.lab import reaper
+from xdplab.program import objects
+
+REPO = Path(__file__).resolve().parents[1]
+COUNTER = REPO / "bpf" / "xdp_count.bpf.c"
+HEAD = "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n"
+LICENSE = '\nchar LICENSE[] SEC("license") = "GPL";\n'
+
+
+def open_fds():
+    """This process's open fds, without the one listdir itself opened."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+def prog_exists(prog_id):
+    fd = libbpf().bpf_prog_get_fd_by_id(prog_id)
+    if fd >= 0:
+        os.close(fd)
+        return True
+    return False
+
+
+def build_elsewhere(src, out):
+    """clang as a learner runs it outside xdplab (the commands of the xdp-tutorial)."""
+    arch = f"/usr/include/{platform.machine()}-linux-gnu"
+    subprocess.run(["clang", "-O2", "-g", "-target", "bpf", f"-I{arch}", "-c", str(src),
+                    "-o", str(out)], check=True, capture_output=True)
+    return out
+
+
+def test_libbpf_counter_counts_every_ping_typed_from_btf(pair):
+    prog = pair.load("xdp_count.bpf.c")
+    assert prog.dialect == "libbpf" and prog.functions == ["xdp_count"] and not prog.cached
+    counters, sources = prog.maps["counters"], prog.maps["sources"]
+    # typed from the object's BTF exactly as bcc's description of the same C is
+    assert counters.kind == "percpu_array" and counters.kinds == {
+        "key": "action", "value": {"packets": "int", "bytes": "int"}}
+    assert sources.kind == "hash" and sources.kinds == {"key": "ipv4", "value": "int"}
+    assert not counters.notes and not sources.notes
+    att = prog.attach(pair.server)
+    assert att.mode == "native" and pair.server.iface().xdp() == ("native", att.prog_id)
+    assert pair.client.ping(pair.server, count=5, interval=0.05).received == 5
+    snap = counters.snapshot()
+    # 5 echo requests, 98 bytes each on the wire (14 + 20 + 8 + 56): nothing else was sent
+    assert snap["XDP_PASS"] == (5, 5 * 98), snap
+    assert sum(v.packets for v in snap.values()) == 5
+    assert counters["XDP_PASS"].packets == 5
+    assert sum(p.packets for p in counters.snapshot(per_cpu=True)["XDP_PASS"]) == 5
+    assert sources.snapshot() == {ipaddress.IPv4Address(pair.client.ip): 5}
+    counters["XDP_PASS"] = {"packets": 0, "bytes": 0}     # writes go through the same types
+    assert counters["XDP_PASS"] == (0, 0)
+    prog.detach()
+    assert pair.server.iface().xdp().mode is None
+
+
+def test_generic_mode_and_the_guard_hold_for_libbpf_programs(pair):
+    prog = pair.load(COUNTER)                        # a Path works too
+    att = prog.attach(pair.server, mode="generic")
+    assert pair.server.iface().xdp() == ("generic", att.prog_id)
+    assert pair.client.ping(pair.server, count=3, interval=0.05).received == 3
+    assert prog.maps["counters"]["XDP_PASS"].packets == 3
+    with pytest.raises(LabError, match="not an interface of this lab"):
+        prog.attach("lo")
+
+
+def test_a_prebuilt_object_loads_the_same(pair, tmp_path):
+    obj = build_elsewhere(COUNTER, tmp_path / "count.o")
+    prog = pair.load(str(obj))
+    assert prog.dialect == "object" and prog.functions == ["xdp_count"] and prog.source == ""
+    prog.attach(pair.server)
+    assert pair.client.ping(pair.server, count=4, interval=0.05).received == 4
+    assert prog.maps["counters"].snapshot()["XDP_PASS"] == (4, 4 * 98)
+    assert prog.maps["sources"].snapshot() == {ipaddress.IPv4Address(pair.client.ip): 4}
+
+
+def test_test_run_verdicts_and_counts(lab):
+    passing = lab.load("xdp_count.bpf.c")
+    dropping = lab.load("xdp_count.bpf.c", cflags=["-DACTION=XDP_DROP"])
+    udp = Ether() / IP(src="10.11.0.9", dst="10.11.0.2") / UDP(dport=53)
+    r = passing.test_run(udp)
+    assert r.verdict == "XDP_PASS" and r.diff == []
+    assert dropping.test_run(udp, repeat=9).verdict == "XDP_DROP"
+    assert dropping.maps["counters"]["XDP_DROP"].packets == 10     # once + 9 repeats
+    assert dropping.maps["counters"]["XDP_PASS"].packets == 0
+    assert passing.test_run(Ether() / ARP()).verdict == "XDP_PASS"
+    assert passing.maps["sources"].snapshot() == {ipaddress.IPv4Address("10.11.0.9"): 1}
+
+
+def test_dialect_is_detected_or_said():
+    libbpf_text = HEAD + 'SEC("xdp") int f(struct xdp_md *c) { return XDP_PASS; }'
+    assert objects.dialect_of(libbpf_text, None) == "libbpf"
+    assert objects.dialect_of("int f(struct xdp_md *c) { return XDP_PASS; }", None) == "bcc"
+    # SEC( in a comment, or no bpf_helpers.h: bcc's
+    assert objects.dialect_of("// SEC(\"xdp\")\n#include <bpf/bpf_helpers.h>\nint f;", None) == "bcc"
+    assert objects.dialect_of("x", "/a/prog.bpf.c") == "libbpf"
+    assert objects.dialect_of("", "/a/prog.o") == "object"
+    assert objects.dialect_of("int f;", None, "libbpf") == "libbpf"
+    with pytest.raises(LabError, match="unknown dialect"):
+        objects.dialect_of("int f;", None, "cilium")
+
+
+def test_c_text_with_explicit_dialect(lab):
+    text = ("#include <linux/bpf.h>\n#define SEC(name) __attribute__((section(name), used))\n"
+            'SEC("xdp") int only_pass(struct xdp_md *ctx) { return XDP_PASS; }' + LICENSE)
+    prog = lab.load(text, dialect="libbpf", name="mine")
+    assert prog.functions == ["only_pass"] and prog.name == "mine"
+    assert prog.test_run(Ether() / IP() / ICMP()).verdict == "XDP_PASS"
+
+
+BAD_LINE = HEAD + textwrap.dedent("""\
+    SEC("xdp")
+    int broken(struct xdp_md *ctx)
+    {
+    \t__u32 n = ctx->rx_queue_index
+    \treturn XDP_PASS;
+    }
+    """) + LICENSE
+
+
+def test_compile_error_is_explained_at_the_learners_line(lab, tmp_path):
+    with pytest.raises(CompileError) as e:
+        lab.load(BAD_LINE)
+    assert e.value.line == 6 and "';'" in e.value.message and e.value.hint
+    assert "ctx->rx_queue_index" in BAD_LINE.splitlines()[e.value.line - 1]
+    # the same from a file: the learner's own file is the one clang compiled
+    src = tmp_path / "mine.bpf.c"
+    src.write_text("\n\n" + BAD_LINE)
+    with pytest.raises(CompileError) as e:
+        lab.load(str(src))
+    assert e.value.line == 8
+
+
+def test_bcc_habits_in_libbpf_c_are_explained_the_libbpf_way(lab):
+    text = HEAD + 'SEC("xdp") int f(struct xdp_md *ctx)\n{\n\tu32 n = 0;\n\treturn XDP_PASS;\n}' + LICENSE
+    with pytest.raises(CompileError) as e:
+        lab.load(text)
+    assert e.value.line == 5 and "__u32" in e.value.hint and "bcc" in e.value.explanation
+
+
+UNCHECKED = HEAD + textwrap.dedent("""\
+    #include <linux/if_ether.h>
+
+    SEC("xdp")
+    int unchecked(struct xdp_md *ctx)
+    {
+    \tvoid *data = (void *)(long)ctx->data;
+    \tstruct ethhdr *eth = data;
+
+    \tif (eth->h_proto == 0)
+    \t\treturn XDP_DROP;
+    \treturn XDP_PASS;
+    }
+    """) + LICENSE
+
+
+def test_verifier_error_is_explained_at_the_learners_line(lab):
+    with pytest.raises(VerifierError) as e:
+        lab.load(UNCHECKED)
+    err = e.value
+    assert err.function == "unchecked" and err.line == 11, err.text()
+    assert "eth->h_proto" in UNCHECKED.splitlines()[err.line - 1]
+    assert "data_end" in (err.hint or "") + err.explanation
+    assert "@ line 11" in (err.details or "")
+
+
+def test_verifier_error_of_a_prebuilt_object_with_its_source_beside_it(lab, tmp_path):
+    src = tmp_path / "unchecked.bpf.c"
+    src.write_text(UNCHECKED)
+    obj = build_elsewhere(src, tmp_path / "unchecked.bpf.o")
+    with pytest.raises(VerifierError) as e:
+        lab.load(str(obj))
+    assert e.value.line == 11 and e.value.source == UNCHECKED
+
+
+def test_an_object_without_an_xdp_program(lab):
+    text = HEAD + 'SEC("tc") int classify(struct __sk_buff *skb) { return 0; }' + LICENSE
+    with pytest.raises(LabError) as e:
+        lab.load(text)
+    assert "no XDP program" in e.value.message and "classify" in e.value.message
+    assert 'SEC("xdp")' in e.value.hint
+    text = HEAD + "int plain(struct xdp_md *ctx) { return XDP_PASS; }" + LICENSE
+    with pytest.raises(LabError, match="no XDP program"):
+        lab.load(text, dialect="libbpf")
+
+
+def test_a_section_libbpf_does_not_know(lab):
+    text = HEAD + 'SEC("xdpp") int typo(struct xdp_md *ctx) { return XDP_PASS; }' + LICENSE
+    with pytest.raises(LabError) as e:
+        lab.load(text)
+    assert 'SEC("xdpp")' in e.value.message and 'SEC("xdp")' in e.value.hint
+
+
+def test_a_file_that_is_no_bpf_object(lab, tmp_path):
+    bad = tmp_path / "notes.o"
+    bad.write_text("not an ELF file\n")
+    with pytest.raises(LabError, match="not a BPF object file") as e:
+        lab.load(str(bad))
+    assert "clang -O2 -g -target bpf" in e.value.hint
+    with pytest.raises(LabError, match="no BPF object file"):
+        lab.load(str(tmp_path / "missing.o"))
+
+
+def test_clang_missing_is_a_setup_error(lab, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(SetupError) as e:
+        lab.load("xdp_count.bpf.c")
+    assert "clang is not installed" in e.value.message and "sudo make install" in e.value.hint
+
+
+def test_a_map_btf_cannot_type_is_shown_raw_with_a_note(lab):
+    text = HEAD + textwrap.dedent("""\
+        struct {
+        \t__uint(type, BPF_MAP_TYPE_HASH);
+        \t__uint(key_size, 6);
+        \t__uint(value_size, 8);
+        \t__uint(max_entries, 16);
+        } untyped SEC(".maps");
+
+        SEC("xdp")
+        int f(struct xdp_md *ctx)
+        {
+        \tunsigned char key[6] = {1, 2, 3, 4, 5, 6};
+        \t__u64 one = 1;
+        \tbpf_map_update_elem(&untyped, key, &one, BPF_ANY);
+        \treturn XDP_PASS;
+        }
+        """) + LICENSE
+    prog = lab.load(text)
+    m = prog.maps["untyped"]
+    assert m.notes and "raw bytes" in m.notes[0] and "key_size" in m.notes[0]
+    assert m.kinds == {"key": "bytes", "value": "bytes"}
+    prog.test_run(Ether() / IP() / UDP())
+    assert m.snapshot() == {bytes([1, 2, 3, 4, 5, 6]): (1).to_bytes(8, sys.byteorder)}
+    assert "note:" in repr(m)
+    assert m.declare(key="mac").snapshot() == {"01:02:03:04:05:06": (1).to_bytes(8, sys.byteorder)}
+
+
+def test_no_fd_is_left_after_close():
+    with xdplab.Lab() as lab:
+        lab.load("xdp_count.bpf.c").close()      # warm: libraries, the helper, the header tree
+        before = open_fds()
+        prog = lab.load("xdp_count.bpf.c")
+        assert open_fds() == before + 3              # one program, two maps: the dups we own
+        prog.close()
+        assert open_fds() == before
+        with pytest.raises(xdplab.ClosedError):
+            prog.maps["counters"].snapshot()
+        left = lab.load("xdp_count.bpf.c")           # left open: the lab closes it
+        assert open_fds() == before + 3
+        for bad in (BAD_LINE, UNCHECKED):             # failed loads leak nothing either
+            with pytest.raises(LabError):
+                lab.load(bad)
+        assert open_fds() == before + 3
+    assert open_fds() <= before
+    assert left.bpf is None
+
+
+CHILD = textwrap.dedent("""
+    import sys, time, xdplab
+    lab = xdplab.Lab.pair()
+    prog = lab.load("xdp_count.bpf.c")
+    att = prog.attach(lab.server)
+    print(lab.id, att.prog_id, prog.maps["counters"].id, flush=True)
+    time.sleep(300)
+""")
+
+
+def test_a_killed_process_leaves_no_namespace_and_no_program():
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+    lab_id, prog_id, map_id = child.stdout.readline().split()
+    assert prog_exists(int(prog_id))
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    state = reaper.STATE_DIR / f"{lab_id}.json"
+
+    def left():
+        ns = [n for n in os.listdir("/run/netns") if n.startswith(f"xl-{lab_id}-")]
+        return ns + ([state.name] if state.exists() else []) + \
+            ([f"prog {prog_id}"] if prog_exists(int(prog_id)) else [])
+    deadline = time.time() + 15
+    while time.time() < deadline and left():
+        time.sleep(0.1)
+    assert not left(), f"15 s after the owner was killed: {left()}"

@@ -1,0 +1,391 @@
+"""Programs built by clang and loaded by libbpf: the libbpf dialect of `lab.load`.
+
+    lab.load("xdp_count.bpf.c")             # libbpf-style C: SEC("xdp"), BTF-defined maps
+    lab.load("prog.o")                      # an object built elsewhere (clang -O2 -g -target bpf)
+    lab.load(text, dialect="libbpf")        # C text, said to be libbpf's
+
+Which dialect a source is (`dialect_of`): an explicit dialect= wins; a .o is an object; a file
+named *.bpf.c, or C text that includes <bpf/bpf_helpers.h> and uses SEC(, is libbpf's; anything
+else is bcc's (xdplab/program/compiler.py).
+
+`build()` runs clang in a subprocess (`-O2 -g -target bpf`, the UAPI headers of xdplab's kernel
+header tree, bpf/include, libbpf-dev's <bpf/...> from /usr/include), with the learner's own file
+as the main file, so that clang's positions and the BTF line info of the verifier's log are the
+learner's lines as written (bcc's rewriting does not happen here).
+
+`load()` opens the object with libbpf (libbpf1, through ctypes: xdplab.kernel.libbpf), loads
+every program and map through the kernel, duplicates the fds of the XDP programs and of every map,
+and closes the bpf_object: from then on the kernel objects live exactly as long as the returned
+`ObjectLoaded`, which stands where compiler.Loaded stands for a bcc program (`prog.bpf`). The
+maps' keys and values are typed from the object's BTF (xdplab.maps.btf.btf_desc: bcc's type
+descriptions, so the same ctypes types and codecs); a side BTF cannot type is read as raw bytes
+and the map says why (`Map.notes`).
+"""
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from xdplab.errors import LabError, SetupError
+from xdplab.kernel.constants import BPF_PROG_TYPE_XDP
+
+REPO = Path(__file__).resolve().parents[2]
+INCLUDE = REPO / "bpf" / "include"
+LIBBPF_HEADERS = Path("/usr/include/bpf")
+DIALECTS = ("bcc", "libbpf")
+CFLAGS = ["-O2", "-g", "-target", "bpf"]
+LOG_SIZE = 1 << 22               # per program: the verifier keeps the end of a longer log
+CLANG_TIMEOUT = 120
+INSTALL_HINT = "run 'sudo make install' (it installs clang, llvm and libbpf-dev with the rest)"
+_ARCH = {"x86_64": "x86", "aarch64": "arm64", "riscv64": "riscv", "s390x": "s390",
+         "ppc64le": "powerpc"}
+_SEC = re.compile(r"\bSEC\s*\(")
+_HELPERS = re.compile(r"#\s*include\s*[<\"]bpf/bpf_helpers\.h[>\"]")
+# BPF program types (enum bpf_prog_type), for messages about an object's other programs
+PROG_TYPES = {0: "unspec", 1: "socket_filter", 2: "kprobe", 3: "tc (sched_cls)", 4: "sched_act",
+              5: "tracepoint", 6: "xdp", 7: "perf_event", 8: "cgroup_skb", 26: "tracing",
+              31: "struct_ops", 32: "ext", 33: "lsm", 34: "sk_lookup", 35: "syscall"}
+
+
+def dialect_of(text: str | None, path: str | None, dialect: str | None = None) -> str:
+    """"bcc", "libbpf" or "object" (a .o) for a source: see the module doc."""
+    if dialect is not None:
+        if dialect not in DIALECTS:
+            raise LabError(f"unknown dialect {dialect!r}",
+                           "use dialect='bcc' (bcc's C, the lessons') or dialect='libbpf' "
+                           "(clang-built C with SEC(...) and <bpf/bpf_helpers.h>)")
+        if path and path.endswith(".o"):
+            return "object"
+        return dialect
+    if path and path.endswith(".o"):
+        return "object"
+    if path and path.endswith(".bpf.c"):
+        return "libbpf"
+    if text is not None:
+        from xdplab.diagnostics import code_only
+        code = code_only(text)
+        if _SEC.search(code) and _HELPERS.search(text):
+            return "libbpf"
+    return "bcc"
+
+
+def clang() -> str:
+    """The path of clang; SetupError when it is not installed."""
+    found = shutil.which("clang")
+    if not found:
+        raise SetupError("clang is not installed: libbpf programs are compiled by clang itself "
+                         "(bcc brings its own copy of LLVM, which is why the bcc lessons run "
+                         "without it)", INSTALL_HINT)
+    return found
+
+
+def include_flags() -> list[str]:
+    """-I flags: bpf/include, and the directory of the architecture's UAPI headers (<asm/...>)
+    that clang does not search when it compiles for -target bpf. The UAPI headers themselves
+    (<linux/bpf.h>, <linux/if_ether.h>...) and libbpf-dev's <bpf/...> are the installed ones in
+    /usr/include (Debian's linux-libc-dev, which clang depends on through libc6-dev), as for any
+    libbpf program built outside xdplab. (The uapi/ directories of bcc's kernel header tree,
+    xdplab.kernel.headers, are the kernel's source form: their <linux/stddef.h> includes kernel-
+    internal headers, which do not compile outside the kernel build.)"""
+    arch = _ARCH.get(platform.machine(), "x86")
+    multiarch = [Path(f"/usr/include/{platform.machine()}-linux-gnu"),
+                 *sorted(Path("/usr/include").glob("*-linux-gnu*"))]
+    asm = next((d for d in multiarch if (d / "asm" / "types.h").is_file()), None)
+    return [f"-I{INCLUDE}", f"-D__TARGET_ARCH_{arch}", *([f"-I{asm}"] if asm else [])]
+
+
+@dataclasses.dataclass
+class Built:
+    """One clang run: the object file (in `workdir`, removed by cleanup()) and the main file's
+    name as clang and the BTF line info give it."""
+    obj: str
+    main: str
+    workdir: str
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def build(text: str, path: str | None, cflags: Sequence[str] = (), name: str = "program") -> Built:
+    """Compile libbpf-style C with clang in a subprocess → Built. The learner's own file is the
+    main file when there is one (its includes are found beside it), else the text is written to
+    a scratch NAME.bpf.c. Raises CompileError (clang's diagnostics at the learner's line) or
+    SetupError (clang or libbpf-dev missing)."""
+    from xdplab import diagnostics
+    cc = clang()
+    workdir = tempfile.mkdtemp(prefix="xdplab-clang-")
+    try:
+        if path is None:
+            safe = re.sub(r"[^\w.-]", "_", name) or "program"
+            main = os.path.join(workdir, safe + ".bpf.c")
+            Path(main).write_text(text)
+        else:
+            main = os.path.abspath(path)
+        obj = os.path.join(workdir, "out.o")
+        argv = [cc, *CFLAGS, *include_flags(), *diagnostics.CFLAGS, *cflags, "-c", main, "-o", obj]
+        try:
+            run = subprocess.run(argv, capture_output=True, timeout=CLANG_TIMEOUT,
+                                 stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise SetupError(f"clang could not be started ({cc})", INSTALL_HINT) from None
+        except subprocess.TimeoutExpired:
+            raise LabError(f"clang did not finish compiling in {CLANG_TIMEOUT} s",
+                           "a huge unrolled loop? make the program smaller") from None
+        err = run.stderr.decode("utf-8", "replace")
+        if run.returncode != 0 or not os.path.exists(obj):
+            if re.search(r"'bpf/\w+\.h' file not found", err) and not LIBBPF_HEADERS.is_dir():
+                raise SetupError("libbpf's headers (<bpf/bpf_helpers.h>) are not installed",
+                                 INSTALL_HINT)
+            raise diagnostics.compile_error(err, text, main=main, dialect="libbpf")
+        return Built(obj, main, workdir)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+# -- loading -----------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Function:
+    """One loaded program of the object: its name (the C function's), ELF section, type, fd."""
+    name: str
+    section: str
+    type: int
+    fd: int
+
+
+@dataclasses.dataclass
+class TableInfo:
+    """One map of the object, as compiler.TableInfo describes a bcc program's map; key_desc or
+    leaf_desc None: BTF could not type that side (read as bytes), `notes` says why."""
+    name: str
+    index: int
+    fd: int
+    type: int
+    flags: int
+    max_entries: int
+    key_desc: str | None
+    leaf_desc: str | None
+    fields: list[str]
+    notes: list[str]
+
+
+class ObjectLoaded:
+    """The programs and maps of one libbpf object, owned here: the XDP programs in `funcs`, the
+    object's other programs in `others` (their fds are kept too), every map in `table_info`.
+    `cleanup()` closes every fd."""
+
+    cached = False
+    module = None
+
+    def __init__(self, funcs: dict[str, Function], others: dict[str, Function],
+                 tables: dict[str, TableInfo], log: str = "") -> None:
+        self.funcs, self.others, self.table_info = funcs, others, tables
+        self.output = log              # what libbpf printed (warnings) while loading
+        self.tables: dict[str, Any] = {}
+
+    def table_names(self) -> list[str]:
+        """The names of the object's maps."""
+        return list(self.table_info)
+
+    def __contains__(self, name: str | bytes) -> bool:
+        return (name.decode() if isinstance(name, bytes) else name) in self.table_info
+
+    def __getitem__(self, name: str | bytes) -> Any:
+        """bcc's Table object for map `name` (typed from BTF), for what xdplab does not cover."""
+        from xdplab.program.compiler import bcc_table
+        name = name.decode() if isinstance(name, bytes) else name
+        if name not in self.tables:
+            info = self.table_info[name]
+            if info.key_desc is None or info.leaf_desc is None:
+                raise LabError(f"map {name!r} has no BTF types bcc's Table could use",
+                               f"read it with prog.maps[{name!r}] (as bytes)")
+            self.tables[name] = bcc_table(self, info)
+        return self.tables[name]
+
+    def cleanup(self) -> None:
+        """Close every program and map fd of this object (the kernel frees what nothing else
+        holds)."""
+        self.tables.clear()
+        for f in [*self.funcs.values(), *self.others.values(), *self.table_info.values()]:
+            if f.fd >= 0:
+                os.close(f.fd)
+                f.fd = -1
+
+    close = cleanup
+
+
+def _fail_after_open(message: str, hint: str, libbpf_text: str) -> LabError:
+    err = LabError(message, hint)
+    err.details = libbpf_text.strip() or None
+    return err
+
+
+def _libbpf_said(text: str) -> str:
+    """libbpf's own lines, without its prefix and the verifier log it prints."""
+    out, in_log = [], False
+    for ln in text.splitlines():
+        if "-- BEGIN PROG LOAD LOG --" in ln:
+            in_log = True
+        elif "-- END PROG LOAD LOG --" in ln:
+            in_log = False
+        elif not in_log and ln.strip():
+            out.append(ln.removeprefix("libbpf: ").strip())
+    return "\n".join(out)
+
+
+def load(obj_path: str, source: str = "", main: str | None = None) -> ObjectLoaded:
+    """Open and load the object file `obj_path` with libbpf → ObjectLoaded. `source` is the C it
+    was built from (for explained errors; "" when unknown), `main` that file's path as the BTF
+    line info names it. Raises VerifierError, LabError (no XDP program, a section libbpf does not
+    know, an object libbpf cannot open) or SetupError."""
+    from xdplab.kernel.libbpf import capture_print, errno_of, libbpf
+    lib = libbpf()
+    with capture_print() as cap:
+        obj = lib.bpf_object__open_file(os.fsencode(obj_path), None)
+        if not obj:
+            err = ctypes.get_errno()
+            said = _libbpf_said(cap.text)
+            raise _open_error(obj_path, err, said, cap.text)
+        try:
+            return _load_open(lib, obj, obj_path, source, main, cap, errno_of)
+        finally:
+            lib.bpf_object__close(obj)
+
+
+def _open_error(obj_path, err, said, raw):
+    name = os.path.basename(obj_path)
+    if m := re.search(r"sec '([^']*)': failed to guess program type", said):
+        return _fail_after_open(
+            f"{name}: libbpf does not know the section SEC(\"{m.group(1)}\"), so it cannot tell "
+            "what kind of program that function is",
+            "an XDP program goes in SEC(\"xdp\") (or SEC(\"xdp.frags\") for multi-buffer frames); "
+            "helper functions need no SEC(...): make them static __always_inline", raw)
+    if re.search(r"not an ELF|elf: failed to open|elf_begin|Invalid ELF|failed to get EHDR|"
+                 r"not a BPF ELF|not a valid eBPF|not a proper ELF", said, re.I) or err in (8, 95):   # ENOEXEC
+        return _fail_after_open(f"{name} is not a BPF object file libbpf can read ({said or os.strerror(err)})",
+                                "build it with clang -O2 -g -target bpf -c prog.bpf.c -o prog.o", raw)
+    return _fail_after_open(f"libbpf could not open {name}: {said or os.strerror(err)}",
+                            "build it with clang -O2 -g -target bpf -c prog.bpf.c -o prog.o", raw)
+
+
+def _programs(lib, obj):
+    progs, p = [], None
+    while True:
+        p = lib.bpf_object__next_program(obj, p)
+        if not p:
+            return progs
+        progs.append(p)
+
+
+def _maps(lib, obj):
+    maps, m = [], None
+    while True:
+        m = lib.bpf_object__next_map(obj, m)
+        if not m:
+            return maps
+        maps.append(m)
+
+
+def _load_open(lib, obj, obj_path, source, main, cap, errno_of):
+    from xdplab import diagnostics
+    progs = _programs(lib, obj)
+    name = os.path.basename(obj_path)
+    kinds = {lib.bpf_program__name(p).decode(): (lib.bpf_program__section_name(p).decode(),
+                                                   lib.bpf_program__type(p)) for p in progs}
+    if not any(t == BPF_PROG_TYPE_XDP for _, t in kinds.values()):
+        found = ", ".join(f"{n} in SEC(\"{s}\") ({PROG_TYPES.get(t, t)})" for n, (s, t) in kinds.items())
+        raise _fail_after_open(
+            f"{name} has no XDP program" + (f": it has {found}" if found else
+                                            ": no function is in a SEC(...) section"),
+            "put the XDP function in its section: SEC(\"xdp\") int my_prog(struct xdp_md *ctx) "
+            "{ ... } (and include <bpf/bpf_helpers.h>, which defines SEC)", cap.text)
+    logs = {}
+    for p in progs:
+        buf = ctypes.create_string_buffer(LOG_SIZE)
+        logs[lib.bpf_program__name(p).decode()] = buf
+        lib.bpf_program__set_log_buf(p, buf, LOG_SIZE)
+    rc = lib.bpf_object__load(obj)
+    if rc != 0:
+        err = errno_of(rc)
+        failed = next((n for n, b in logs.items() if b.value), None)
+        if failed is None:
+            m = re.search(r"prog '(\w+)': (?:BPF program load failed|failed to load)", cap.text)
+            failed = m.group(1) if m else None
+        said = _libbpf_said(cap.text)
+        if failed and logs[failed].value:
+            log = logs[failed].value.decode("utf-8", "replace")
+            raise diagnostics.verifier_error(log, source, failed, dialect="libbpf",
+                                             main=os.path.basename(main) if main else None)
+        if err == 1:                       # EPERM without a log
+            from xdplab.errors import PrivilegeError
+            raise PrivilegeError(f"not allowed to load {name}", diagnostics.PRIVILEGE_HINT)
+        m = re.search(r"map '(\w+)'[^\n]*?: (?:failed to create|failed)[^\n]*", said)
+        if m:
+            code = diagnostics.code_only(source).split("\n")
+            line = next((i for i, t in enumerate(code, 1) if re.search(rf"\b{m.group(1)}\b", t)), None)
+            raise _fail_after_open(f"the kernel refused map '{m.group(1)}' of {name}: "
+                                   f"{os.strerror(err)}" + (f" (line {line})" if line else ""),
+                                   "check the map's type, key and value sizes and max_entries",
+                                   cap.text)
+        raise _fail_after_open(f"libbpf could not load {name}: {said.splitlines()[-1] if said else os.strerror(err)}",
+                               "the details show what libbpf said", cap.text)
+    funcs, others = {}, {}
+    try:
+        for p in progs:
+            pname = lib.bpf_program__name(p).decode()
+            fd = lib.bpf_program__fd(p)
+            if fd < 0:                     # not loaded (autoload off)
+                continue
+            section, ptype = kinds[pname]
+            (funcs if ptype == BPF_PROG_TYPE_XDP else others)[pname] = \
+                Function(pname, section, ptype, os.dup(fd))
+        tables = {}
+        for i, m in enumerate(_maps(lib, obj)):
+            mname = lib.bpf_map__name(m).decode()
+            fd = lib.bpf_map__fd(m)
+            if fd < 0:
+                continue
+            tables[mname] = _table(lib, obj, m, mname, i, os.dup(fd))
+    except BaseException:
+        ObjectLoaded(funcs, others, locals().get("tables", {})).cleanup()
+        raise
+    return ObjectLoaded(funcs, others, tables, _libbpf_said(cap.text))
+
+
+def _table(lib, obj, m, mname, index, fd):
+    """TableInfo of map `m`, its key and value described from the object's BTF."""
+    from xdplab.kernel.libbpf import map_info
+    from xdplab.maps.btf import Untyped, btf_desc
+    from xdplab.maps.kinds import ARRAYS, MAP_TYPES
+    info = map_info(fd)
+    kind = MAP_TYPES[info.type] if info.type < len(MAP_TYPES) else f"type {info.type}"
+    btf = lib.bpf_object__btf(obj)
+    descs, notes = [], []
+    for side, tid, size in (("key", lib.bpf_map__btf_key_type_id(m), info.key_size),
+                            ("value", lib.bpf_map__btf_value_type_id(m), info.value_size)):
+        if not size:
+            descs.append(None)
+            continue
+        try:
+            if not btf:
+                raise Untyped("the object has no BTF (built without -g?)")
+            descs.append(json.dumps(btf_desc(btf, tid)))
+        except Exception as e:         # Untyped, or a BTF xdplab misreads: bytes, never a crash
+            e = e if isinstance(e, Untyped) else f"xdplab could not read its BTF ({e})"
+            if side == "key" and kind in ARRAYS and size == 4:
+                descs.append(json.dumps("unsigned int"))      # an array's index, whatever BTF says
+                continue
+            descs.append(None)
+            notes.append(f"its {side} is shown as {size} raw bytes: {e}; declare(" + side +
+                         "=...) says how to read it")
+    return TableInfo(mname, index, fd, info.type, info.map_flags, info.max_entries, descs[0],
+                     descs[1], [], notes)
