@@ -16,9 +16,15 @@ Each measurement is checked against the look issue 11 found (pale pink behind wh
 scaled to the output's width, JupyterLab's wrapping <pre>): applied in the page, it fails, so the
 test cannot pass on a page that looks wrong. Screenshots go to tests/artifacts/. The file browser
 stays open, as JupyterLab opens, which leaves the notebook about 700 px.
+
+The lessons' figures (notebooks/img/*.svg, images in their markdown) at the same size, light
+theme: JupyterLab scales an image down to the notebook's width (565 px here), so each figure's
+smallest text, its font-size in the SVG's own units times the drawn width over the viewBox's
+width, must come to 10 px or more. Every figure in notebooks/img is shown by a lesson and measured.
 """
 import re
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -182,3 +188,86 @@ def test_lesson_02_reads_well_in_jupyterlab_dark_at_1024x768(dark_jupyterlab):
         assert wrapped is not None
         got = first.evaluate(PRE_LINES)
         assert got["drawn"] > got["written"], ("JupyterLab's wrapping, applied, is not seen", got)
+
+
+# -- the lessons' figures ------------------------------------------------------------------------------
+FIGURES = ROOT / "notebooks" / "img"
+FIGURE_REF = re.compile(r"\]\((img/[^)\s]+\.svg)\)|src=\"(img/[^\"]+\.svg)\"")
+
+# The font sizes of an SVG's texts in its own user units, as its own stylesheet gives them (the
+# figure opened by itself, so no other figure's <style> applies), and its viewBox.
+SVG_OWN_FONTS = """() => {
+    const svg = document.documentElement, vb = svg.viewBox.baseVal;
+    return {width: vb.width, height: vb.height, sizes: [...svg.querySelectorAll("text, tspan")]
+        .filter(t => t.textContent.trim())
+        .map(t => [t.textContent.trim(), parseFloat(getComputedStyle(t).fontSize)])};
+}"""
+
+
+def lessons_with_figures():
+    """{lesson path: [img/… .svg it shows, in order]} from the lessons' markdown."""
+    found = {}
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        refs = [a or b for cell in nb.cells if cell.cell_type == "markdown"
+                for a, b in FIGURE_REF.findall(cell.source)]
+        if refs:
+            found[f"notebooks/{path.name}"] = refs
+    return found
+
+
+def test_lesson_figures_text_reads_at_1024x768(jupyterlab):
+    """Every lesson figure (notebooks/img/*.svg, shown by the lessons' markdown as an image) as
+    JupyterLab draws it at 1024x768 with the file browser open: an <img> is scaled down to the
+    notebook's width, so a text of font-size f (the SVG's user units) renders at
+    f * rendered width / viewBox width. The smallest text of each figure renders at 10 px or
+    more."""
+    server = jupyterlab
+    lessons = lessons_with_figures()
+    shown = {ref for refs in lessons.values() for ref in refs}
+    on_disk = {f"img/{p.name}" for p in FIGURES.glob("*.svg")}
+    assert shown == on_disk, f"figures not shown by a lesson: {on_disk - shown}; " \
+                             f"shown but missing: {shown - on_disk}"
+    measured, small = {}, []
+    with browsing(server, "the lessons with figures", "failure-figures.png",
+                  viewport=VIEWPORT) as page:
+        own = page.context.browser.new_page()      # figures opened by themselves
+        for lesson, refs in lessons.items():
+            page.goto(f"{server['url']}/lab/tree/{lesson}?token={server['token']}")
+            panel = page.locator(".jp-NotebookPanel:visible")
+            panel.locator(".jp-Cell").first.wait_for(timeout=60_000)
+            kernel_idle(page, server)        # its kernel has started (and is recorded)
+            images = panel.locator(".jp-RenderedMarkdown img")
+            for ref in refs:        # this lesson's panel, its markdown rendered (not the last one's)
+                images.and_(page.locator(f"img[src*='/notebooks/{ref}?']")).first.wait_for(
+                    state="attached", timeout=30_000)
+            srcs = images.evaluate_all("imgs => imgs.map(i => i.getAttribute('src'))")
+            # JupyterLab resolves img/x.svg to the server's /files/notebooks/img/x.svg?_xsrf=…
+            served = [re.search(r"/files/notebooks/(img/[^?#]+\.svg)", s) for s in srcs]
+            figures = [i for i, m in enumerate(served) if m]
+            assert [served[i].group(1) for i in figures] == refs, (lesson, srcs)
+            for i, ref in zip(figures, refs):
+                img = images.nth(i)
+                into_view(img)
+                page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                                       arg=img.element_handle(), timeout=30_000)
+                box = img.evaluate("img => { const r = img.getBoundingClientRect();"
+                                   " return {width: r.width, height: r.height, src: img.src}; }")
+                shoot(page, f"figure-1024-{Path(ref).stem}.png")
+                own.goto(f"{box['src']}&token={server['token']}")
+                svg = own.evaluate(SVG_OWN_FONTS)
+                assert svg["sizes"], f"{ref}: no text found in the figure"
+                # the image keeps the viewBox's aspect ratio: the smaller of the two scales
+                scale = min(box["width"] / svg["width"], box["height"] / svg["height"])
+                text, size = min(svg["sizes"], key=lambda s: s[1])
+                measured[ref] = (round(size * scale, 1), round(box["width"]), svg["width"], size)
+                if size * scale < 10 - 1e-6:
+                    small.append(f"{ref} in {lesson}: {size:g} units × {box['width']:.0f} px / "
+                                 f"{svg['width']:g} = {size * scale:.1f} px ({text!r})")
+            for session in test_browser.api(server, "/api/sessions"):   # one kernel at a time
+                server["kernel_pids"] |= test_browser.kernel_pids(server["runtime"])
+                test_browser.api(server, f"/api/sessions/{session['id']}", method="DELETE")
+    print("\n".join(f"{ref}: smallest text {v[0]} px (font {v[3]:g} of viewBox {v[2]:g}, "
+                    f"drawn {v[1]} px wide)" for ref, v in sorted(measured.items())))
+    assert set(measured) == on_disk, f"not measured: {on_disk - set(measured)}"
+    assert not small, "figure text below 10 px at 1024x768:\n" + "\n".join(small)
