@@ -153,6 +153,87 @@ def test_cache_key_covers_header_tree_kernel_and_flags(tmp_path, monkeypatch):
     assert key != compiler.cache_key("int x;", ["-DA"], ["f"], str(tree))      # another kernel
 
 
+# -- the precompiled header (compile_helper.Precompiled) ------------------------------------------------
+BPF_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bpf")
+
+
+def prog_tags(prog):
+    """{function: the kernel's tag of its instructions} (a hash with map fds left out)."""
+    tags = {}
+    for name, fn in prog.bpf.funcs.items():
+        info = (ctypes.c_uint32 * 64)()
+        size = ctypes.c_uint32(ctypes.sizeof(info))
+        assert _libbpf.bpf_obj_get_info_by_fd(fn.fd, info, ctypes.byref(size)) == 0
+        tags[name] = bytes(info)[8:16]          # struct bpf_prog_info: type, id, tag[8]
+    return tags
+
+
+@pytest.fixture
+def pch_cache(tmp_path, monkeypatch):
+    """A helper whose PCHs live in an empty XDPLAB_CACHE of this test's own."""
+    monkeypatch.setenv("XDPLAB_CACHE", str(tmp_path / "cache"))
+    compiler.restart()
+    yield tmp_path / "cache" / "pch"
+    monkeypatch.undo()
+    compiler.restart()
+
+
+def wait_for_pch(directory, count=1, timeout=120):
+    deadline = time.monotonic() + timeout
+    while len(list(directory.glob("*.json"))) < count:
+        assert time.monotonic() < deadline, "no precompiled header was built"
+        time.sleep(0.1)
+
+
+def test_a_pch_compile_gives_the_same_program_and_messages_as_a_plain_one(lab, pch_cache):
+    """lesson08_policer.c begins with parsing_helpers.h and draws a warning whose note names a
+    kernel header: with the PCH (built in the background after the first compile) the same
+    instructions and the same warning text; an error in the learner's code, the same error."""
+    source = open(os.path.join(BPF_DIR, "lesson08_policer.c")).read()
+    first = lab.load(source + "// pch 1\n")
+    assert first.bpf.pch is False                 # none yet: this compile starts its build
+    wait_for_pch(pch_cache)
+    second = lab.load(source + "// pch 2\n")
+    assert second.bpf.pch is True and second.cached is False
+    plain = lab.load(source + "// pch 3\n", cflags=["-DXDPLAB_NOT_IN_THE_PCH"])   # another key
+    assert plain.bpf.pch is False
+    assert "NSEC_PER_SEC" in first.bpf.output and "include/vdso/time64.h" in first.bpf.output
+    assert second.bpf.output == first.bpf.output == plain.bpf.output
+    assert prog_tags(second) == prog_tags(first) == prog_tags(plain)
+    wrong = '#include "parsing_helpers.h"\nint xdp_w(struct xdp_md *ctx) {\n    return XDP_PAS;\n}\n'
+    errors = []
+    for i, cflags in enumerate(([], ["-DXDPLAB_NOT_IN_THE_PCH"])):
+        with pytest.raises(CompileError) as info:
+            lab.load(wrong + f"// wrong {i}\n", cflags=cflags)
+        errors.append((str(info.value), info.value.line))
+    assert errors[0] == errors[1] and errors[0][1] == 3
+    for p in (first, second, plain):
+        p.close()
+
+
+def test_a_header_that_would_now_be_found_first_is_not_hidden_by_the_pch(lab, pch_cache,
+                                                                        monkeypatch):
+    """bcc puts the working directory first on the include path: a parsing_helpers.h that
+    appears there after the PCH was built is what a plain compile reads, so the PCH is not used."""
+    from xdplab import program
+    work = pch_cache.parent.parent / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    compiler.restart()                            # a helper working in `work`
+    src = ('#include "parsing_helpers.h"\n#ifndef VERDICT\n#define VERDICT XDP_PASS\n#endif\n'
+           + COUNT)
+    first = lab.load(src + "// shadow 1\n")
+    wait_for_pch(pch_cache)
+    second = lab.load(src + "// shadow 2\n")
+    assert second.bpf.pch is True and verdict(second) == "XDP_PASS"
+    (work / "parsing_helpers.h").write_text(
+        f'#define VERDICT XDP_DROP\n#include "{program.INCLUDE}/parsing_helpers.h"\n')
+    third = lab.load(src + "// shadow 3\n")
+    assert third.bpf.pch is False and verdict(third) == "XDP_DROP"
+    for p in (first, second, third):
+        p.close()
+
+
 def test_llvm_ending_the_helper_is_explained_and_a_new_helper_starts(lab):
     before = compiler.helper().pid
     with pytest.raises(CompileError) as info:

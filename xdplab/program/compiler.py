@@ -276,6 +276,7 @@ class Loaded:
         from bcc import BPF
         self.Function = BPF.Function
         self.cached = reply.get("cached", False)
+        self.pch = reply.get("pch", False)    # compiled with a precompiled header
         self.license = reply.get("license")
         self.output = output
         self.perf_buffers = {}
