@@ -1032,7 +1032,7 @@ def verifier_error(log_text: str | None, source: str, function: str, listing: st
         line = _helper_line(source, _helper(headline), function) or line
     elif where == "indirect":
         line = _indirect_call_line(source, function) or line
-    if found := _special_verifier(headline, source, function, line):
+    if found := _special_verifier(headline, source, function, line, lines):
         why, hint, line = found[0], found[1], found[2] if len(found) > 2 else line
     if too_large and not insns:
         headline = "BPF program is too large (the verifier gave up after 1,000,000 instructions)"
@@ -1063,8 +1063,9 @@ def _globals(source):
     return names
 
 
-def _special_verifier(headline, source, function, line):
-    """(explanation, hint) where the learner's code says more than the verifier's message."""
+def _special_verifier(headline, source, function, line, log_lines=()):
+    """(explanation, hint) where the learner's code, or the verifier's log `log_lines` (what it
+    knew about each register), says more than the verifier's message."""
     lines = source.splitlines()
     text = code_only(source).split("\n")[line - 1] if line and line <= len(lines) else ""
     first, _ = _function_span(source, function)
@@ -1102,7 +1103,69 @@ def _special_verifier(headline, source, function, line):
                         "not proven to be inside the packet.",
                         f"use the size of what it points to: sizeof(*{name}), or check "
                         f"(void *)({name} + 1) > data_end")
+    if "invalid access to packet" in headline:
+        return _variable_packet_offset(headline, log_lines)
     return None
+
+
+# invalid access through a packet pointer: id=0 is data plus a constant; any other id is data plus
+# an offset known only at run time (the verifier gives each such pointer an id of its own)
+_PKT_ACCESS = re.compile(r"invalid access to packet, off=(-?\d+) size=(\d+), R\d+\(id=(\d+),off=-?\d+,r=(\d+)")
+MAX_PACKET_OFF = 0xffff     # a data_end check gives no range to a packet pointer whose offset may pass it
+
+
+def _variable_packet_offset(headline, log_lines):
+    """(explanation, hint) for a read or write through the packet plus a variable offset, from
+    what the log says the verifier knew of that offset (its largest value, umax); else None."""
+    m = _PKT_ACCESS.search(headline)
+    if not m or m.group(3) == "0":
+        return None
+    ident, umax, from_packet = m.group(3), None, False
+    need, covered = int(m.group(1)) + int(m.group(2)), int(m.group(4))
+    for i in range(len(log_lines) - 1, -1, -1):
+        ln = log_lines[i]
+        states = re.findall(rf"=pkt\((id={ident}(?:,[^)]*)?)", ln)
+        if umax is None:
+            for state in states:
+                if u := re.search(r"\bumax(?:_value)?=(?:\w+=)*?(0x[0-9a-f]+|\d+)\b", state):
+                    umax = int(u.group(1), 0)
+                elif v := re.search(r"var_off=\((0x[0-9a-f]+); (0x[0-9a-f]+)", state):
+                    umax = int(v.group(1), 16) + int(v.group(2), 16)
+        # the addition that made the pointer (rX += rY), and where rY came from: a load from the packet
+        add = re.search(r"\(0f\) r(\d+) \+= r(\d+)", ln)
+        if add and states:
+            y = add.group(2)
+            for before in reversed(log_lines[:i]):
+                if ld := re.search(rf"\) r{y} = \*\(u\d+ \*\)\(r(\d+) [+-]\d+\)", before):
+                    from_packet = bool(re.search(rf"\bR{ld.group(1)}(?:_w)?=pkt\(", before))
+                    break
+                if re.search(rf"\) r{y} [-+*/|&^]?= ", before) or re.search(r"\bcall\b", before):
+                    break
+            break
+    origin = ("it was read from the packet" if from_packet else
+              "such an offset usually comes from the packet (a byte, a length or an index field)")
+    fix_check = ("check the pointer you access against data_end: "
+                 "if ((void *)(p + off + 1) > data_end) return XDP_PASS;")
+    if umax is None or umax > MAX_PACKET_OFF:
+        upto = f", so as far as the verifier knows it is anything up to {umax:,}" if umax is not None else ""
+        return ("This line accesses the packet at an offset known only at run time, and the verifier "
+                f"cannot bound that offset: {origin}{upto}. A packet pointer whose offset may be "
+                f"larger than {MAX_PACKET_OFF:,} gets no range from a comparison with data_end: no "
+                "check of the pointer after the addition can make this access safe.",
+                "bound the offset before adding it: if (off > 64) return XDP_DROP; (or mask it: "
+                f"off &= 63;); then add it and {fix_check}")
+    if covered:
+        return ("This line accesses the packet at an offset known only at run time, and the "
+                f"comparison of that pointer with data_end covers {covered} byte"
+                f"{'s' if covered != 1 else ''} from it, while the access needs {need}.",
+                f"check as many bytes as you access: if ((void *)(p + off + {need}) > data_end) "
+                "return XDP_PASS;")
+    return ("This line accesses the packet at an offset known only at run time ("
+            f"{origin}; as far as the verifier knows, from 0 to {umax:,}){_detail(headline)}. A "
+            "data_end check made before the offset was added covers the bytes from the old pointer, "
+            "not from the new one: the pointer with the offset needs a comparison of its own.",
+            f"after adding the offset, {fix_check} (and bound the offset before adding it, "
+            "if (off > 64) return XDP_DROP;, to keep it small)")
 
 
 def _recursive_call(source):
