@@ -45,7 +45,10 @@ case "${ID}:${VERSION_ID}" in
 esac
 
 # --- 2. distro packages ------------------------------------------------------------------
-pkgs=(python3-bpfcc python3-venv iproute2 iputils-ping tcpdump bpftool ethtool tcpreplay libbpf1 make)
+# clang, llvm and libbpf-dev: for libbpf programs (lab.load("x.bpf.c"), a .o), which clang builds
+# itself; bcc brings its own LLVM, so lessons 00-10 do not need them
+pkgs=(python3-bpfcc python3-venv iproute2 iputils-ping tcpdump bpftool ethtool tcpreplay libbpf1 make
+      clang llvm libbpf-dev)
 if [ "$ID" = ubuntu ]; then pkgs=("${pkgs[@]/bpftool/linux-tools-common}"); fi
 # chromium: for the browser test (tests/test_browser.py) only; Ubuntu has it only as a snap, so
 # there that test is skipped.

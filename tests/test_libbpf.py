@@ -301,3 +301,49 @@ def test_a_killed_process_leaves_no_namespace_and_no_program():
     while time.time() < deadline and left():
         time.sleep(0.1)
     assert not left(), f"15 s after the owner was killed: {left()}"
+
+
+def test_the_doctor_says_what_libbpf_programs_lack_as_a_warning(monkeypatch):
+    from xdplab.machine import doctor
+    run = doctor._Run()
+    try:
+        doctor._one(run, "privileges", doctor.check_privileges)
+        assert doctor._one(run, "network namespaces", doctor.check_lab).status == "ok"
+        ok = doctor._one(run, "libbpf programs", doctor.check_libbpf)
+        assert ok.status == "ok" and "loaded by libbpf" in ok.summary, ok
+        monkeypatch.setenv("PATH", "/nonexistent")
+        monkeypatch.setattr(objects, "LIBBPF_HEADERS", Path("/nonexistent"))
+        warn = doctor._one(run, "libbpf programs", doctor.check_libbpf)
+    finally:
+        run.close()
+    assert warn.status == "warn" and "clang" in warn.summary and "libbpf-dev" in warn.summary
+    assert "Lessons 00-10" in warn.summary and "sudo make install" in warn.fix
+    assert "libbpf programs" in [name for name, _ in doctor.CHECKS]
+
+
+def test_globals_are_typed_maps_and_other_programs_are_kept_but_not_attached(lab):
+    text = HEAD + textwrap.dedent("""\
+        __u64 hits = 0;
+        __u32 last_len = 0;
+
+        SEC("xdp")
+        int count_hits(struct xdp_md *ctx)
+        {
+        \thits++;
+        \tlast_len = ctx->data_end - ctx->data;
+        \treturn XDP_PASS;
+        }
+
+        SEC("tc")
+        int classify(struct __sk_buff *skb) { return 0; }
+        """) + LICENSE
+    prog = lab.load(text)
+    assert prog.functions == ["count_hits"] and list(prog.bpf.others) == ["classify"]
+    with pytest.raises(LabError, match="no XDP function 'classify'"):
+        prog.test_run(Ether() / IP() / UDP(), fn="classify")
+    bss = next(prog.maps[n] for n in prog.maps if n.endswith(".bss"))
+    frame = Ether() / IP() / UDP() / (b"x" * 18)          # 14 + 20 + 8 + 18 = 60 bytes
+    prog.test_run(frame)
+    prog.test_run(frame)
+    assert not bss.notes and bss.snapshot() == {0: (2, 60)}
+    assert bss.snapshot()[0]._fields == ("hits", "last_len")

@@ -331,6 +331,46 @@ def check_compile(run: _Run) -> Result:
     return OK, f"compiled (clang via bcc) and verified a 10-line XDP program in {took:.2f} s", ""
 
 
+LIBBPF_PROGRAM = """#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+SEC("xdp") int xdp_doctor_libbpf(struct xdp_md *ctx) { return XDP_PASS; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def check_libbpf(run: _Run) -> Result:
+    """What libbpf programs (lab.load("x.bpf.c"), a .o) need: clang, libbpf-dev's headers,
+    libbpf1; a warning only, since lessons 00-10 are bcc's. With all three, a small program is
+    built by clang and loaded by libbpf for real."""
+    from xdplab.program import objects
+    missing = []
+    if shutil.which("clang") is None:
+        missing.append("clang (the compiler; bcc has its own copy of LLVM)")
+    if not (objects.LIBBPF_HEADERS / "bpf_helpers.h").is_file():
+        missing.append("libbpf-dev (<bpf/bpf_helpers.h>)")
+    try:
+        from xdplab.kernel.libbpf import libbpf
+        libbpf()
+    except Exception:
+        missing.append("libbpf1 (the library that loads them)")
+    if missing:
+        return (WARN, "libbpf programs (lab.load('x.bpf.c') or a .o) cannot be built here: "
+                      f"missing {', '.join(missing)}. Lessons 00-10 (bcc) do not need them",
+                objects.INSTALL_HINT)
+    run.need("network namespaces")
+    start = time.perf_counter()
+    prog = run.lab.load(LIBBPF_PROGRAM, name="xdp_doctor_libbpf", dialect="libbpf")
+    took = time.perf_counter() - start
+    verdict = prog.test_run(_frame("02:00:00:00:00:01", "02:00:00:00:00:02")).verdict
+    prog.close()
+    if verdict != "XDP_PASS":
+        return (WARN, f"a libbpf program returning XDP_PASS gave {verdict} in a test run",
+                "unexpected: report it with the output of 'xdplab doctor --json'")
+    clang_version = objects.clang_version()
+    return OK, (f"built with {clang_version} and loaded by libbpf an XDP program in {took:.2f} s "
+                "(lab.load('x.bpf.c'), lab.load('prog.o'))"), ""
+
+
 def _attach(run, mode):
     run.need("compile + verify")
     client, server = run.lab.client, run.lab.server
@@ -460,6 +500,7 @@ CHECKS = [
     ("tracefs", check_tracefs),
     ("network namespaces", check_lab),
     ("compile + verify", check_compile),
+    ("libbpf programs", check_libbpf),
     ("XDP generic", check_generic),
     ("XDP native", check_native),
     ("BPF_PROG_TEST_RUN", check_test_run),

@@ -88,6 +88,16 @@ def clang() -> str:
     return found
 
 
+def clang_version() -> str:
+    """"clang 14.0.6" (the first line of clang --version, shortened), or "clang"."""
+    try:
+        out = subprocess.run([clang(), "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "clang"
+    m = re.search(r"clang version (\S+)", out)
+    return f"clang {m.group(1)}" if m else "clang"
+
+
 def include_flags() -> list[str]:
     """-I flags: bpf/include, and the directory of the architecture's UAPI headers (<asm/...>)
     that clang does not search when it compiles for -target bpf. The UAPI headers themselves
