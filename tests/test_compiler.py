@@ -188,10 +188,12 @@ def wait_for_pch(directory, count=1, timeout=120):
 def test_a_pch_compile_gives_the_same_program_and_messages_as_a_plain_one(lab, pch_cache):
     """lesson08_policer.c begins with parsing_helpers.h and draws a warning whose note names a
     kernel header: with the PCH (built in the background after the first compile) the same
-    instructions and the same warning text; an error in the learner's code, the same error."""
+    instructions and the same warning text; an error in the learner's code, the same error.
+    (A PCH is built once its key is asked for a second time.)"""
     source = open(os.path.join(BPF_DIR, "lesson08_policer.c")).read()
     first = lab.load(source + "// pch 1\n")
-    assert first.bpf.pch is False                 # none yet: this compile starts its build
+    assert first.bpf.pch is False                 # none yet
+    lab.load(source + "// pch 1b\n").close()     # asked for again: its build starts
     wait_for_pch(pch_cache)
     second = lab.load(source + "// pch 2\n")
     assert second.bpf.pch is True and second.cached is False
@@ -211,6 +213,21 @@ def test_a_pch_compile_gives_the_same_program_and_messages_as_a_plain_one(lab, p
         p.close()
 
 
+def test_a_source_that_includes_nothing_uses_the_pch_of_bccs_headers(lab, pch_cache):
+    src = COUNT.replace("VERDICT", "XDP_DROP")
+    first = lab.load(src + "// base 1\n")
+    assert first.bpf.pch is False
+    lab.load(src + "// base 1b\n").close()
+    wait_for_pch(pch_cache)
+    second = lab.load(src + "// base 2\n")
+    plain = lab.load(src + "// base 3\n", cflags=["-DXDPLAB_NOT_IN_THE_PCH"])
+    assert (second.bpf.pch, plain.bpf.pch) == (True, False)
+    assert prog_tags(second) == prog_tags(first) == prog_tags(plain)
+    assert verdict(second) == "XDP_DROP" and second.maps["seen"].snapshot() == {0: 1}
+    for p in (first, second, plain):
+        p.close()
+
+
 def test_a_header_that_would_now_be_found_first_is_not_hidden_by_the_pch(lab, pch_cache,
                                                                         monkeypatch):
     """bcc puts the working directory first on the include path: a parsing_helpers.h that
@@ -223,6 +240,7 @@ def test_a_header_that_would_now_be_found_first_is_not_hidden_by_the_pch(lab, pc
     src = ('#include "parsing_helpers.h"\n#ifndef VERDICT\n#define VERDICT XDP_PASS\n#endif\n'
            + COUNT)
     first = lab.load(src + "// shadow 1\n")
+    lab.load(src + "// shadow 1b\n").close()
     wait_for_pch(pch_cache)
     second = lab.load(src + "// shadow 2\n")
     assert second.bpf.pch is True and verdict(second) == "XDP_PASS"
