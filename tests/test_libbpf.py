@@ -347,3 +347,26 @@ def test_globals_are_typed_maps_and_other_programs_are_kept_but_not_attached(lab
     prog.test_run(frame)
     assert not bss.notes and bss.snapshot() == {0: (2, 60)}
     assert bss.snapshot()[0]._fields == ("hits", "last_len")
+
+
+def test_live_widgets_and_rates_of_a_libbpf_map(pair):
+    from xdplab import widgets
+    prog = pair.load("xdp_count.bpf.c")
+    prog.attach(pair.server)
+    counters = prog.maps["counters"]
+    assert counters.rates(interval=0.05)["XDP_PASS"] == (0.0, 0.0)
+    view = counters.widget(interval=0.2)
+    try:
+        assert isinstance(view, widgets.MapView) and view.refresher.running
+        frame = Ether() / IP(dst=pair.server.ip) / UDP(dport=9) / (b"x" * 18)    # 60 bytes
+        pair.client.send(frame, count=7)
+        assert view.refresher.wait(2)
+        row = next(r for r in view.rows if r.key == "XDP_PASS")
+        assert row.value == (7, 7 * 60) and view.total == 5
+        assert '<td class="k">XDP_PASS</td>' in view.html and "packets/s" in view.html
+        rates = counters.rates()
+        assert rates["XDP_PASS"].packets > 0 and rates["XDP_DROP"].packets == 0
+    finally:
+        view.close()
+    chart = prog.maps["sources"].widget(chart=True, interval=0.2)
+    chart.close()
