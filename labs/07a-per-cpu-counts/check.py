@@ -84,7 +84,7 @@ def three_datagrams(t):
     sizes = (60, 142, 1514)
     before = stats(t)
     for size in sizes:
-        t.expect(f"a {size}-byte frame with UDP to port 53", udp(53, size, sport=123), "pass")
+        t.expect(f"a frame of {size} bytes with UDP to port 53", udp(53, size, sport=123), "pass")
     got, want = grown(before, stats(t)), {53: (3, sum(sizes))}
     if got != want:
         t.fail(f"three UDP datagrams to port 53 from port 123 (frames of 60, 142 and 1514 bytes, "
@@ -154,7 +154,7 @@ def options_and_tags(t):
         t.expect(what, frame, "pass", about=kind)
         got, want = grown(before, stats(t)), {53: (1, len(frame))}
         if got != want:
-            t.fail(f"{what} (a {len(frame)}-byte frame) was counted as {words(got)}; it should "
+            t.fail(f"{what} (a frame of {len(frame)} bytes) was counted as {words(got)}; it should "
                    f"be counted as {words(want)}", about=kind)
     return "UDP behind IPv4 options and in VLAN tags was counted under its port"
 
@@ -204,7 +204,7 @@ def random_frames(t):
         if got != want:
             wrong = {p: got.get(p, (0, 0)) for p in set(got) | set(want) if got.get(p) != want.get(p)}
             should = {p: want.get(p, (0, 0)) for p in wrong}
-            t.fail(f"after {what} (a {len(frame)}-byte frame, random frame {i + 1} of 80) the "
+            t.fail(f"after {what} (a frame of {len(frame)} bytes, random frame {i + 1} of 80) the "
                    f"counts were {words(wrong)}; they should be {words(should)}", about=kind)
     return f"80 random frames were counted in {len(want)} slots, packets and bytes exact"
 
