@@ -370,3 +370,69 @@ def test_live_widgets_and_rates_of_a_libbpf_map(pair):
         view.close()
     chart = prog.maps["sources"].widget(chart=True, interval=0.2)
     chart.close()
+
+
+TYPES = textwrap.dedent("""\
+    struct key {
+    \t__u32 saddr;
+    \t__u16 dport;
+    \t__u8 proto;
+    };
+
+    struct value {
+    \t__u64 packets;
+    \tchar name[6];
+    \tstruct in6_addr addr;
+    \tunsigned int bits:3;
+    \tunsigned int more:29;
+    \t__s8 small;
+    \tunion {
+    \t\t__u32 word;
+    \t\t__u8 bytes[4];
+    \t};
+    \tenum xdp_action verdict;
+    \t__u16 counts[3];
+    };
+    """)
+
+
+def test_btf_types_a_map_as_clang_lays_it_out_and_as_bcc_names_it(lab):
+    """Structs with padding, an array, a nested struct in6_addr after a 6-byte field, bitfields,
+    a signed byte, an anonymous union and an enum: the program writes a value, and the map reads
+    every field of it back as clang laid it out; the kinds are those bcc gives the same C."""
+    bcc = lab.load("#include <uapi/linux/in6.h>\n" + TYPES +
+                   "BPF_HASH(m, struct key, struct value, 16);\n"
+                   "int f(struct xdp_md *ctx) { return XDP_PASS; }\n")
+    ours = lab.load(HEAD + "#include <linux/in6.h>\n" + TYPES + textwrap.dedent("""\
+        struct {
+        \t__uint(type, BPF_MAP_TYPE_HASH);
+        \t__type(key, struct key);
+        \t__type(value, struct value);
+        \t__uint(max_entries, 16);
+        } m SEC(".maps");
+
+        SEC("xdp") int f(struct xdp_md *ctx)
+        {
+        \tstruct key k = {.saddr = 0x01000b0a, .dport = 0x3500, .proto = 17};
+        \tstruct value v = {.packets = 7, .name = "eth0", .bits = 5, .more = 17, .small = -3,
+        \t\t.word = 0x01020304, .verdict = XDP_TX, .counts = {1, 2, 3}};
+
+        \tv.addr.in6_u.u6_addr8[0] = 0xfd;
+        \tv.addr.in6_u.u6_addr8[15] = 2;
+        \tbpf_map_update_elem(&m, &k, &v, BPF_ANY);
+        \treturn XDP_PASS;
+        }
+        """) + LICENSE)
+    m = ours.maps["m"]
+    assert m.kinds == bcc.maps["m"].kinds and not m.notes
+    assert m.kinds["value"]["verdict"] == "action" and m.kinds["value"]["addr"] == "ipv6"
+    ours.test_run(Ether() / IP() / UDP())
+    key = (ipaddress.IPv4Address("10.11.0.1"), 53, "UDP")
+    got = m.snapshot()
+    assert list(got) == [key]
+    assert got[key]._asdict() == {
+        "packets": 7, "name": "eth0", "addr": ipaddress.IPv6Address("fd00::2"), "bits": 5,
+        "more": 17, "small": -3, "word": 0x01020304, "bytes": (4, 3, 2, 1) if sys.byteorder ==
+        "little" else (1, 2, 3, 4), "verdict": "XDP_TX", "counts": (1, 2, 3)}
+    m[key] = got[key]                                # written back through the same types
+    assert m.snapshot() == got
