@@ -436,3 +436,29 @@ def test_btf_types_a_map_as_clang_lays_it_out_and_as_bcc_names_it(lab):
         "little" else (1, 2, 3, 4), "verdict": "XDP_TX", "counts": (1, 2, 3)}
     m[key] = got[key]                                # written back through the same types
     assert m.snapshot() == got
+
+
+def test_a_map_pinned_by_name_lives_under_the_lab_and_goes_with_it(tmp_path):
+    from xdplab.kernel.constants import PIN_ROOT
+    text = HEAD + textwrap.dedent("""\
+        struct {
+        \t__uint(type, BPF_MAP_TYPE_ARRAY);
+        \t__type(key, __u32);
+        \t__type(value, __u64);
+        \t__uint(max_entries, 1);
+        \t__uint(pinning, LIBBPF_PIN_BY_NAME);
+        } xdplab_test_pinned SEC(".maps");
+        SEC("xdp") int f(struct xdp_md *ctx) { return XDP_PASS; }
+        """) + LICENSE
+    assert not Path("/sys/fs/bpf/xdplab_test_pinned").exists()
+    with xdplab.Lab() as lab:
+        prog = lab.load(text)
+        pin = PIN_ROOT / lab.id / "xdplab_test_pinned"
+        assert pin.exists() and not Path("/sys/fs/bpf/xdplab_test_pinned").exists()
+        prog.maps["xdplab_test_pinned"][0] = 42
+        again = lab.load(text)                       # libbpf reuses the pinned map
+        assert again.maps["xdplab_test_pinned"][0] == 42
+        obj = build_elsewhere(COUNTER, tmp_path / "c.o")
+        with pytest.raises(LabError, match="cflags are for C"):
+            lab.load(str(obj), cflags=["-DACTION=XDP_DROP"])
+    assert not pin.exists() and not (PIN_ROOT / lab.id).exists()

@@ -37,6 +37,16 @@ class BtfType(ctypes.Structure):
                 ("size_or_type", ctypes.c_uint32)]
 
 
+class BpfObjectOpenOpts(ctypes.Structure):
+    """struct bpf_object_open_opts of libbpf 1.1 (tools/lib/bpf/libbpf.h); `sz` is its size (a
+    newer libbpf takes an older, smaller struct)."""
+    _fields_ = [("sz", ctypes.c_size_t), ("object_name", ctypes.c_char_p),
+                ("relaxed_maps", ctypes.c_bool), ("pin_root_path", ctypes.c_char_p),
+                ("_attach_prog_fd", ctypes.c_uint32), ("kconfig", ctypes.c_char_p),
+                ("btf_custom_path", ctypes.c_char_p), ("kernel_log_buf", ctypes.c_void_p),
+                ("kernel_log_size", ctypes.c_size_t), ("kernel_log_level", ctypes.c_uint32)]
+
+
 _vp, _u32, _u32p, _int = ctypes.c_void_p, ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32), ctypes.c_int
 _str = ctypes.c_char_p
 
@@ -66,7 +76,7 @@ LIBBPF = {
     "btf__type_cnt": ([_vp], _u32),
     # objects built by clang (tools/lib/bpf/libbpf.h): a struct bpf_object/bpf_program/bpf_map *
     # is an opaque pointer; open returns NULL and sets errno on failure
-    "bpf_object__open_file": ([_str, _vp], _vp),
+    "bpf_object__open_file": ([_str, ctypes.POINTER(BpfObjectOpenOpts)], _vp),
     "bpf_object__load": ([_vp], _int),
     "bpf_object__close": ([_vp], None),
     "bpf_object__btf": ([_vp], _vp),

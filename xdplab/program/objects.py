@@ -252,15 +252,25 @@ def _libbpf_said(text: str) -> str:
     return "\n".join(out)
 
 
-def load(obj_path: str, source: str = "", main: str | None = None) -> ObjectLoaded:
+def load(obj_path: str, source: str = "", main: str | None = None,
+         pin_root: str | os.PathLike[str] | None = None) -> ObjectLoaded:
     """Open and load the object file `obj_path` with libbpf → ObjectLoaded. `source` is the C it
     was built from (for explained errors; "" when unknown), `main` that file's path as the BTF
-    line info names it. Raises VerifierError, LabError (no XDP program, a section libbpf does not
-    know, an object libbpf cannot open) or SetupError."""
-    from xdplab.kernel.libbpf import capture_print, errno_of, libbpf
+    line info names it. `pin_root`: where maps declared with __uint(pinning, LIBBPF_PIN_BY_NAME)
+    are pinned (the lab's directory under /sys/fs/bpf/xdplab, removed with the lab) instead of
+    libbpf's /sys/fs/bpf, which would outlive the lab. Raises VerifierError, LabError (no XDP
+    program, a section libbpf does not know, an object libbpf cannot open) or SetupError."""
+    from xdplab.kernel.libbpf import BpfObjectOpenOpts, capture_print, errno_of, libbpf
     lib = libbpf()
+    opts = BpfObjectOpenOpts(sz=ctypes.sizeof(BpfObjectOpenOpts))
+    if pin_root is not None:
+        try:
+            os.makedirs(pin_root, exist_ok=True)
+        except OSError:
+            pass                      # no bpffs: a map to pin fails to load, and says so
+        opts.pin_root_path = os.fsencode(pin_root)
     with capture_print() as cap:
-        obj = lib.bpf_object__open_file(os.fsencode(obj_path), None)
+        obj = lib.bpf_object__open_file(os.fsencode(obj_path), ctypes.byref(opts))
         if not obj:
             err = ctypes.get_errno()
             said = _libbpf_said(cap.text)

@@ -142,9 +142,14 @@ class Program:
     def _load_object(self, cflags: Sequence[str]) -> None:
         """The libbpf dialect: clang builds the object (unless it is one already), libbpf loads
         it (xdplab.program.objects); then the program is like any other."""
+        from xdplab.kernel.constants import PIN_ROOT
         from xdplab.program import objects
         built = None
         if self.dialect == "object":
+            if cflags:
+                raise LabError("cflags are for C that xdplab compiles; this is an object file "
+                               "built already", "build it again with those flags, or give the "
+                               "C file: lab.load('prog.bpf.c', cflags=[...])")
             obj = self.path
             stem = Path(self.path).name[:-2].removesuffix(".bpf")
             main = next((stem + ext for ext in (".bpf.c", ".c")
@@ -153,7 +158,7 @@ class Program:
             built = objects.build(self.source, self.path, cflags, self.name)
             obj, main = built.obj, built.main
         try:
-            self.bpf = objects.load(obj, self.source, main)
+            self.bpf = objects.load(obj, self.source, main, pin_root=PIN_ROOT / self.lab.id)
         finally:
             if built is not None:
                 built.cleanup()
