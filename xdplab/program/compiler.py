@@ -266,7 +266,42 @@ class TableInfo:
     fields: list[str]
 
 
-class Loaded:
+class Tables:
+    """The maps of one load by name (`table_info`: name → facts with .fd, .key_desc, .leaf_desc),
+    and bcc's Table for each, made when first asked for: what Loaded (bcc C) and ObjectLoaded
+    (a libbpf object, xdplab.program.objects) share."""
+
+    table_info: dict[str, Any]
+    tables: dict[str, Any]
+
+    def table_names(self) -> list[str]:
+        """The names of the program's maps."""
+        return list(self.table_info)
+
+    def __contains__(self, name: str | bytes) -> bool:
+        return (name.decode() if isinstance(name, bytes) else name) in self.table_info
+
+    def __getitem__(self, name: str | bytes) -> Any:
+        """bcc's Table object for map `name`."""
+        name = name.decode() if isinstance(name, bytes) else name
+        if name not in self.tables:
+            if name not in self.table_info:
+                raise KeyError(name)
+            info = self.table_info[name]
+            if info.key_desc is None or info.leaf_desc is None:      # BTF that could not be typed
+                raise LabError(f"map {name!r} has no BTF types bcc's Table could use",
+                               f"read it with prog.maps[{name!r}] (as bytes)")
+            self.tables[name] = bcc_table(self, info)
+        return self.tables[name]
+
+    def get_table(self, name: str | bytes, keytype: Any = None, leaftype: Any = None,
+                  reducer: Any = None) -> Any:
+        """bcc.BPF.get_table's signature: bcc's Table for map `name` (the types are the map's own,
+        whatever is passed)."""
+        return self[name]
+
+
+class Loaded(Tables):
     """The programs and maps of one load, owned here (what bcc.BPF was to a Program).
     `prog.bpf["map"]` gives bcc's Table for a map; `functions[name]` has `.fd`."""
 
@@ -290,28 +325,6 @@ class Loaded:
                                                    t["max_entries"], t["key_desc"], t["leaf_desc"],
                                                    t["fields"])
         self.tables: dict[str, Any] = {}         # name → bcc's Table, made when first asked for
-
-    def table_names(self) -> list[str]:
-        """The names of the program's maps."""
-        return list(self.table_info)
-
-    def __contains__(self, name: str | bytes) -> bool:
-        return (name.decode() if isinstance(name, bytes) else name) in self.table_info
-
-    def __getitem__(self, name: str | bytes) -> Any:
-        """bcc's Table object for map `name`."""
-        name = name.decode() if isinstance(name, bytes) else name
-        if name not in self.tables:
-            if name not in self.table_info:
-                raise KeyError(name)
-            self.tables[name] = bcc_table(self, self.table_info[name])
-        return self.tables[name]
-
-    def get_table(self, name: str | bytes, keytype: Any = None, leaftype: Any = None,
-                  reducer: Any = None) -> Any:
-        """bcc.BPF.get_table's signature: bcc's Table for map `name` (the types are the map's own,
-        whatever is passed)."""
-        return self[name]
 
     def cleanup(self) -> None:
         """Close every program and map fd of this load (the kernel frees what nothing else holds)."""

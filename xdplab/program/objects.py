@@ -37,6 +37,7 @@ from typing import Any, Sequence
 
 from xdplab.errors import LabError, SetupError
 from xdplab.kernel.constants import BPF_PROG_TYPE_XDP
+from xdplab.program.compiler import Tables
 
 REPO = Path(__file__).resolve().parents[2]
 INCLUDE = REPO / "bpf" / "include"
@@ -188,7 +189,7 @@ class TableInfo:
     notes: list[str]
 
 
-class ObjectLoaded:
+class ObjectLoaded(Tables):
     """The programs and maps of one libbpf object, owned here: the XDP programs in `funcs`, the
     object's other programs in `others` (their fds are kept too), every map in `table_info`.
     `cleanup()` closes every fd."""
@@ -201,25 +202,6 @@ class ObjectLoaded:
         self.funcs, self.others, self.table_info = funcs, others, tables
         self.output = log              # what libbpf printed (warnings) while loading
         self.tables: dict[str, Any] = {}
-
-    def table_names(self) -> list[str]:
-        """The names of the object's maps."""
-        return list(self.table_info)
-
-    def __contains__(self, name: str | bytes) -> bool:
-        return (name.decode() if isinstance(name, bytes) else name) in self.table_info
-
-    def __getitem__(self, name: str | bytes) -> Any:
-        """bcc's Table object for map `name` (typed from BTF), for what xdplab does not cover."""
-        from xdplab.program.compiler import bcc_table
-        name = name.decode() if isinstance(name, bytes) else name
-        if name not in self.tables:
-            info = self.table_info[name]
-            if info.key_desc is None or info.leaf_desc is None:
-                raise LabError(f"map {name!r} has no BTF types bcc's Table could use",
-                               f"read it with prog.maps[{name!r}] (as bytes)")
-            self.tables[name] = bcc_table(self, info)
-        return self.tables[name]
 
     def cleanup(self) -> None:
         """Close every program and map fd of this object (the kernel frees what nothing else
