@@ -108,3 +108,68 @@ def test_error_lines_are_the_cells_lines(shell, pair, capsys):
                   "    u32 key = ctx->ingress_ifindex;\n    u64 *n = seen.lookup(&key);\n"
                   "    *n += 1;\n    return XDP_PASS;\n}\n")
     assert "at line 5:" in plain.value.message and "   5 |     *n += 1;" in plain.value.text()
+
+
+LIBBPF_COUNT = """#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 5);
+    __type(key, __u32);
+    __type(value, __u64);
+} counters SEC(".maps");
+
+SEC("xdp")
+int xdp_count(struct xdp_md *ctx) {
+    __u32 key = VERDICT;
+    __u64 *v = bpf_map_lookup_elem(&counters, &key);
+    if (v)
+        *v += 1;
+    return VERDICT;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_a_libbpf_cell_is_built_with_clang_and_its_errors_count_cell_lines(shell, pair, capsys):
+    """%%xdp --libbpf: libbpf C in a cell, attached, its BTF-defined map a variable; run again,
+    it replaces the program; a clang error and a verifier error name the cell's lines."""
+    shell.user_ns["lab"] = pair
+    res = cell(shell, "server --libbpf", LIBBPF_COUNT.replace("VERDICT", "XDP_PASS"))
+    assert res.success, res.error_in_exec
+    prog = shell.user_ns["prog"]
+    assert prog.dialect == "libbpf"
+    assert pair.server.iface().xdp() == ("native", res.result.prog_id)
+    assert pair.client.ping(pair.server, count=3, interval=0.05).received == 3
+    assert shell.user_ns["counters"].snapshot()["XDP_PASS"] == 3
+    res = cell(shell, "server --libbpf", LIBBPF_COUNT.replace("VERDICT", "XDP_DROP"))
+    assert res.success, res.error_in_exec
+    assert pair.server.iface().xdp() == ("native", res.result.prog_id) and prog.bpf is None
+    assert pair.client.ping(pair.server, count=2, interval=0.05, timeout=0.3).received == 0
+    assert shell.user_ns["counters"].snapshot()["XDP_DROP"] == 2
+    capsys.readouterr()
+    # clang's error: C line 14 is cell line 15
+    broken = LIBBPF_COUNT.replace("VERDICT;\n    __u64", "VERDICT\n    __u64").replace(
+        "VERDICT", "XDP_PASS")
+    res = cell(shell, "server --libbpf", broken)
+    err, shown = res.error_in_exec, capsys.readouterr().out
+    assert isinstance(err, xdplab.CompileError) and (err.line, err.cell_line) == (13, 14), \
+        (err.line, err.cell_line, err.message)
+    assert "cell line 14" in err.message and "Traceback" not in shown
+    # the verifier's: the lookup's result used without a NULL check, at C line 15 (cell line 16)
+    unchecked = LIBBPF_COUNT.replace("    if (v)\n        *v += 1;", "    *v += 1;").replace(
+        "VERDICT", "XDP_PASS")
+    res = cell(shell, "server --libbpf", unchecked)
+    err = res.error_in_exec
+    assert isinstance(err, xdplab.VerifierError) and (err.line, err.cell_line) == (15, 16), \
+        (err.line, err.cell_line, err.message)
+    assert "cell line 16" in err.message
+    assert pair.server.iface().xdp().prog_id == shell.user_ns["prog"].attachments[0].prog_id
+    # the flag is what makes a cell libbpf C: bcc's BPF_ARRAY is then explained the libbpf way
+    res = cell(shell, "server --libbpf --no-attach", COUNT.replace("VERDICT", "XDP_PASS"))
+    err = res.error_in_exec
+    assert isinstance(err, xdplab.CompileError) and err.cell_line == 2, err
+    assert 'SEC(".maps")' in err.hint, err.hint
+    assert cell(shell, "server --no-attach", COUNT.replace("VERDICT", "XDP_PASS")).success

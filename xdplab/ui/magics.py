@@ -7,6 +7,11 @@
     BPF_ARRAY(counters, u64, 5);
     int xdp_count(struct xdp_md *ctx) { ... }
 
+    %%xdp server --libbpf                (libbpf-style C: SEC("xdp"), BTF-defined maps,
+    #include <linux/bpf.h>                built with clang and loaded with libbpf; a cell that
+    #include <bpf/bpf_helpers.h>          includes <bpf/bpf_helpers.h> and uses SEC() is read
+    ...                                   as libbpf C without the flag too)
+
 Afterwards the cell's program is `prog` (or the name given with --name) and each of its maps is a
 variable of its own (`counters`). Running the cell again compiles the new C and replaces the
 program on the interface atomically.
@@ -61,6 +66,8 @@ def _parser():
     p.add_argument("--name", default="prog", help="variable that receives the Program")
     p.add_argument("--lab", default=None, help="variable holding the Lab (default: the newest)")
     p.add_argument("--no-attach", action="store_true", help="only compile and verify")
+    p.add_argument("--libbpf", action="store_true",
+                   help="libbpf-style C, built with clang and loaded with libbpf")
     return p
 
 
@@ -90,10 +97,10 @@ class XdpMagics(Magics):
         except SystemExit:
             raise LabError(f"cannot read '%%xdp {line}'",
                            "use: %%xdp HOST [HOST:IFNAME ...] [--mode generic] [--fn NAME] "
-                           "[--name VAR]") from None
+                           "[--name VAR] [--libbpf]") from None
         lab = self._lab(args.lab)
         try:
-            prog = lab.load(cell, name=args.name)
+            prog = lab.load(cell, name=args.name, dialect="libbpf" if args.libbpf else None)
         except (CompileError, VerifierError) as e:
             raise in_cell(e) from None
         key = (lab.id, args.name)
