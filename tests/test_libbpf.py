@@ -462,3 +462,89 @@ def test_a_map_pinned_by_name_lives_under_the_lab_and_goes_with_it(tmp_path):
         with pytest.raises(LabError, match="cflags are for C"):
             lab.load(str(obj), cflags=["-DACTION=XDP_DROP"])
     assert not pin.exists() and not (PIN_ROOT / lab.id).exists()
+
+
+CORE = r"""#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
+
+/* a "flavor" of struct xdp_md with a field no kernel has: libbpf matches it against the
+ * running kernel's struct xdp_md (the name before ___ counts) when it loads the program */
+struct xdp_md___future {
+    __u32 no_such_field;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 4);
+    __type(key, __u32);
+    __type(value, __u64);
+} facts SEC(".maps");
+
+static __always_inline void set(__u32 key, __u64 value)
+{
+    __u64 *v = bpf_map_lookup_elem(&facts, &key);
+    if (v)
+        *v = value;
+}
+
+SEC("xdp")
+int xdp_core(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+    struct ethhdr *eth = data;                 /* the kernel's own types, from vmlinux.h */
+    struct xdp_md___future *future = (void *)ctx;
+
+    set(0, bpf_core_field_exists(ctx->egress_ifindex));     /* since Linux 5.8: 1 */
+    set(1, bpf_core_field_exists(future->no_such_field));   /* in no kernel: 0 */
+    if ((void *)(eth + 1) > data_end)
+        return XDP_PASS;
+    if (eth->h_proto == bpf_htons(0x0800))
+        set(2, bpf_core_type_size(struct iphdr));
+    return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_core_with_vmlinux_h_made_from_the_kernels_btf(lab, tmp_path, monkeypatch):
+    """A CO-RE program: the kernel's types from a vmlinux.h that bpftool makes from
+    /sys/kernel/btf/vmlinux (once, then kept), and field-exists relocations that libbpf resolves
+    against the running kernel when it loads: 1 for a field the kernel has, 0 for one it lacks."""
+    monkeypatch.setenv("XDPLAB_CACHE", str(tmp_path / "cache"))
+    prog = lab.load(CORE)
+    header = next((tmp_path / "cache" / "vmlinux").glob("*/vmlinux.h"))
+    assert "struct xdp_md {" in header.read_text()
+    made = header.stat().st_mtime_ns
+    r = prog.test_run(Ether() / IP() / UDP(), fn="xdp_core")
+    assert r.verdict == "XDP_PASS"
+    facts = prog.maps["facts"].snapshot()
+    assert (facts[0], facts[1], facts[2]) == (1, 0, 20), facts
+    prog.close()
+    lab.load(CORE.replace("xdp_core", "xdp_core2")).close()
+    assert header.stat().st_mtime_ns == made                       # made once, then kept
+    assert len(list((tmp_path / "cache" / "vmlinux").glob("*/vmlinux.h"))) == 1
+
+
+def test_core_without_kernel_btf_or_bpftool_says_what_to_do(lab, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDPLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(objects, "VMLINUX_BTF", tmp_path / "no-btf")
+    with pytest.raises(LabError, match="no BTF of its own") as info:
+        lab.load(CORE)
+    assert "UAPI headers" in info.value.hint
+    monkeypatch.undo()
+    monkeypatch.setenv("XDPLAB_CACHE", str(tmp_path / "cache"))
+    which, access = objects.shutil.which, os.access
+    monkeypatch.setattr(objects.shutil, "which", lambda name, *a, **k:
+                        None if name == "bpftool" else which(name, *a, **k))
+    monkeypatch.setattr(os, "access", lambda path, mode, **k:
+                        False if str(path).endswith("bpftool") else access(path, mode, **k))
+    with pytest.raises(SetupError, match="bpftool is not installed"):
+        lab.load(CORE)
+    os.chmod(tmp_path / "cache", 0o777)                            # others could write vmlinux.h
+    monkeypatch.undo()
+    monkeypatch.setenv("XDPLAB_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(LabError, match="others can write"):
+        lab.load(CORE)

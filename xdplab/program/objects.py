@@ -8,8 +8,10 @@ Which dialect a source is (`dialect_of`): an explicit dialect= wins; a .o is an 
 named *.bpf.c, or C text that includes <bpf/bpf_helpers.h> and uses SEC(, is libbpf's; anything
 else is bcc's (xdplab/program/compiler.py).
 
-`build()` runs clang in a subprocess (`-O2 -g -target bpf`, the UAPI headers of xdplab's kernel
-header tree, bpf/include, libbpf-dev's <bpf/...> from /usr/include), with the learner's own file
+`build()` runs clang in a subprocess (`-O2 -g -target bpf`, the installed UAPI headers,
+bpf/include, libbpf-dev's <bpf/...> from /usr/include; for a source that includes "vmlinux.h",
+CO-RE's header of every kernel type, made from the running kernel's BTF by bpftool:
+`vmlinux_dir()`), with the learner's own file
 as the main file, so that clang's positions and the BTF line info of the verifier's log are the
 learner's lines as written (bcc's rewriting does not happen here).
 
@@ -50,6 +52,9 @@ INSTALL_HINT = "run 'sudo make install' (it installs clang, llvm and libbpf-dev 
 _ARCH = {"x86_64": "x86", "aarch64": "arm64", "riscv64": "riscv", "s390x": "s390",
          "ppc64le": "powerpc"}
 _SEC = re.compile(r"\bSEC\s*\(")
+_VMLINUX = re.compile(r"^[ \t]*#[ \t]*include[ \t]*[<\"]vmlinux\.h[>\"]", re.M)
+VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")     # the running kernel's own BTF
+BPFTOOL_TIMEOUT = 60
 _HELPERS = re.compile(r"#\s*include\s*[<\"]bpf/bpf_helpers\.h[>\"]")
 # BPF program types (enum bpf_prog_type), for messages about an object's other programs
 PROG_TYPES = {0: "unspec", 1: "socket_filter", 2: "kprobe", 3: "tc (sched_cls)", 4: "sched_act",
@@ -114,6 +119,64 @@ def include_flags() -> list[str]:
     return [f"-I{INCLUDE}", f"-D__TARGET_ARCH_{arch}", *([f"-I{asm}"] if asm else [])]
 
 
+def cache_dir(what: str) -> Path:
+    """$XDPLAB_CACHE/WHAT (default /var/cache/xdplab/WHAT), made if need be; LabError unless this
+    user owns it and nobody else can write to it (what is compiled from there must be ours)."""
+    root = Path(os.environ.get("XDPLAB_CACHE") or "/var/cache/xdplab")
+    d = root / what
+    try:
+        d.mkdir(mode=0o755, parents=True, exist_ok=True)
+        stats = [(p, p.stat()) for p in (root, d)]      # the cache and this part of it
+    except OSError as e:
+        raise LabError(f"cannot use the cache directory {d}: {e.strerror}",
+                       "set XDPLAB_CACHE to a directory of yours") from None
+    for p, st in stats:
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise LabError(f"the cache directory {p} belongs to someone else or others can write "
+                           "to it", "set XDPLAB_CACHE to a directory only you can write to")
+    return d
+
+
+def vmlinux_dir() -> str:
+    """The directory of a vmlinux.h made from the running kernel's BTF (every type of the kernel
+    as C, what CO-RE programs include instead of the UAPI headers): `bpftool btf dump file
+    /sys/kernel/btf/vmlinux format c`, made once per kernel BTF (keyed by its hash) and kept in
+    cache_dir("vmlinux"). LabError when the kernel has no BTF, SetupError without bpftool."""
+    import hashlib
+    if not VMLINUX_BTF.is_file():
+        raise LabError("this kernel has no BTF of its own (/sys/kernel/btf/vmlinux), which "
+                       "vmlinux.h is made from",
+                       "CO-RE needs a kernel built with CONFIG_DEBUG_INFO_BTF=y; without it, include "
+                       "the UAPI headers instead (<linux/bpf.h>, <linux/if_ether.h>, <linux/ip.h>...)")
+    digest = hashlib.sha256(VMLINUX_BTF.read_bytes()).hexdigest()[:16]
+    d = cache_dir("vmlinux") / f"{platform.release()}-{digest}"
+    header = d / "vmlinux.h"
+    if header.is_file():
+        return str(d)
+    bpftool = shutil.which("bpftool") or next(
+        (p for p in ("/usr/sbin/bpftool", "/sbin/bpftool") if os.access(p, os.X_OK)), None)
+    if bpftool is None:
+        raise SetupError("bpftool is not installed: it makes vmlinux.h from the kernel's BTF",
+                         "run 'sudo make install' (it installs bpftool with the rest)")
+    d.mkdir(mode=0o755, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".vmlinux.h.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            run = subprocess.run([bpftool, "btf", "dump", "file", str(VMLINUX_BTF), "format", "c"],
+                                 stdout=out, stderr=subprocess.PIPE, timeout=BPFTOOL_TIMEOUT,
+                                 stdin=subprocess.DEVNULL)
+        if run.returncode != 0:
+            raise LabError("bpftool could not make vmlinux.h from the kernel's BTF",
+                           run.stderr.decode("utf-8", "replace").strip()[-500:] or
+                           "try 'bpftool btf dump file /sys/kernel/btf/vmlinux format c' yourself")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, header)          # whole or not at all, also for a process beside this one
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return str(d)
+
+
 @dataclasses.dataclass
 class Built:
     """One clang run: the object file (in `workdir`, removed by cleanup()) and the main file's
@@ -142,7 +205,9 @@ def build(text: str, path: str | None, cflags: Sequence[str] = (), name: str = "
         else:
             main = os.path.abspath(path)
         obj = os.path.join(workdir, "out.o")
-        argv = [cc, *CFLAGS, *include_flags(), *diagnostics.CFLAGS, *cflags, "-c", main, "-o", obj]
+        core = [f"-I{vmlinux_dir()}"] if _VMLINUX.search(text) else []
+        argv = [cc, *CFLAGS, *include_flags(), *core, *diagnostics.CFLAGS, *cflags, "-c", main,
+                "-o", obj]
         try:
             run = subprocess.run(argv, capture_output=True, timeout=CLANG_TIMEOUT,
                                  stdin=subprocess.DEVNULL)
