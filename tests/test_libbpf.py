@@ -548,3 +548,74 @@ def test_core_without_kernel_btf_or_bpftool_says_what_to_do(lab, tmp_path, monke
     monkeypatch.setenv("XDPLAB_CACHE", str(tmp_path / "cache"))
     with pytest.raises(LabError, match="others can write"):
         lab.load(CORE)
+
+
+EVENTS = HEAD + r"""#include <linux/if_ether.h>
+#include <linux/ip.h>
+
+struct event {
+    __u64 ts;
+    __be32 saddr;
+    __u16 len;
+    __u8 verdict;
+};
+
+struct unused_by_the_program { __u32 x; };
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 1 << 16);
+} rb SEC(".maps");
+
+SEC("xdp")
+int xdp_report(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+    struct ethhdr *eth = data;
+    struct iphdr *ip = (void *)(eth + 1);
+    struct event e = {};
+
+    if ((void *)(ip + 1) > data_end)
+        return XDP_PASS;
+    e.ts = bpf_ktime_get_ns();
+    e.saddr = ip->saddr;
+    e.len = data_end - data;
+    e.verdict = ip->protocol == 17 ? XDP_DROP : XDP_PASS;
+    bpf_ringbuf_output(&rb, &e, sizeof(e), 0);
+    return e.verdict;
+}
+""" + LICENSE
+
+
+def test_events_of_a_libbpf_ring_buffer_are_typed_from_the_named_struct(lab):
+    """libbpf gives a ring buffer no type: prog.events(map, struct=NAME) lays the events out from
+    the program's BTF, typed like map fields (an address, a verdict); without struct= or with a
+    struct the program does not have, the message names the program's structs."""
+    # a struct used only inside the function is not in the program's BTF: the message says how
+    hidden = lab.load(EVENTS)
+    with pytest.raises(LabError, match="BTF has no struct 'event'") as info:
+        hidden.events("rb", struct="event")
+    assert "const struct event *unused_event __attribute__((unused));" in info.value.hint
+    hidden.close()
+    prog = lab.load(EVENTS.replace("struct unused_by_the_program { __u32 x; };",
+                                   "const struct event *unused_event __attribute__((unused));"))
+    with pytest.raises(LabError, match="do not say what they carry") as info:
+        prog.events("rb")
+    assert "struct='event'" in info.value.hint, info.value.hint
+    with pytest.raises(LabError, match="no struct 'evnet'") as info:
+        prog.events("rb", struct="evnet")
+    assert "the program's structs: event" in info.value.hint, info.value.hint
+    log = prog.events("rb", struct="event")
+    try:
+        assert log.columns == ["ts", "saddr", "len", "verdict"]
+        prog.test_run(Ether() / IP(src="10.11.0.7", dst="10.11.0.2") / UDP(dport=9) / (b"x" * 10))
+        prog.test_run(Ether() / IP(src="10.11.0.8", dst="10.11.0.2") / ICMP())
+        deadline = time.monotonic() + 5
+        while log.count < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        got = [(e["saddr"], e["len"], e["verdict"]) for e in log.events]
+        assert got == [(ipaddress.IPv4Address("10.11.0.7"), 52, "XDP_DROP"),
+                       (ipaddress.IPv4Address("10.11.0.8"), 42, "XDP_PASS")], got
+    finally:
+        log.close()
+        prog.close()

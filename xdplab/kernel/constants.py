@@ -36,6 +36,22 @@ BTF_KIND_TYPEDEF, BTF_KIND_ENUM64 = 8, 19
 BTF_KIND_QUALIFIERS = frozenset({9, 10, 11, 18})         # volatile, const, restrict, type_tag
 
 
+class BpfProgInfo(ctypes.Structure):
+    """struct bpf_prog_info (include/uapi/linux/bpf.h) up to btf_id, the id of the BTF the
+    program was loaded with (its object's types); the kernel fills in what fits."""
+    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32), ("tag", ctypes.c_uint8 * 8),
+                ("jited_prog_len", ctypes.c_uint32), ("xlated_prog_len", ctypes.c_uint32),
+                ("jited_prog_insns", ctypes.c_uint64), ("xlated_prog_insns", ctypes.c_uint64),
+                ("load_time", ctypes.c_uint64), ("created_by_uid", ctypes.c_uint32),
+                ("nr_map_ids", ctypes.c_uint32), ("map_ids", ctypes.c_uint64),
+                ("name", ctypes.c_char * 16), ("ifindex", ctypes.c_uint32),
+                ("gpl_compatible", ctypes.c_uint32), ("netns_dev", ctypes.c_uint64),
+                ("netns_ino", ctypes.c_uint64), ("nr_jited_ksyms", ctypes.c_uint32),
+                ("nr_jited_func_lens", ctypes.c_uint32), ("jited_ksyms", ctypes.c_uint64),
+                ("jited_func_lens", ctypes.c_uint64), ("btf_id", ctypes.c_uint32),
+                ("func_info_rec_size", ctypes.c_uint32)]
+
+
 class BpfMapInfo(ctypes.Structure):
     """struct bpf_map_info (include/uapi/linux/bpf.h): what BPF_OBJ_GET_INFO_BY_FD fills in for
     a map (xdplab.kernel.libbpf.map_info; the compile helper's own calls)."""

@@ -8,6 +8,7 @@ everyone who loaded the library: a prototype set in one place changes the calls 
     lib.bpf_map_lookup_elem(fd, key, value)
     libbpf.errno_of(rc)            # errno of a failed call
     libbpf.map_info(fd)            # struct bpf_map_info of a map fd
+    libbpf.prog_info(fd)           # struct bpf_prog_info of a program fd (up to its btf_id)
     libbpf.libbcc()                # bcc's libbcc, plus the table-walking functions bcc's Python
                                    # does not declare
     libbpf.sys_bpf(cmd, attr)      # the raw bpf(2) system call (xdplab.kernel.bpf)
@@ -28,6 +29,7 @@ from typing import Any
 
 from xdplab.errors import LabError, SetupError
 from xdplab.kernel.constants import BpfMapInfo   # struct bpf_map_info, shared with the compile helper
+from xdplab.kernel.constants import BpfProgInfo
 
 
 class BtfType(ctypes.Structure):
@@ -154,6 +156,16 @@ def map_info(fd: int) -> BpfMapInfo:
     rc = libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size))
     if rc != 0:
         raise LabError(f"cannot read map info of fd {fd}: {os.strerror(errno_of(rc))}")
+    return info
+
+
+def prog_info(fd: int) -> BpfProgInfo:
+    """struct bpf_prog_info (BpfProgInfo, up to btf_id) of program file descriptor `fd`."""
+    info = BpfProgInfo()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    rc = libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size))
+    if rc != 0:
+        raise LabError(f"cannot read program info of fd {fd}: {os.strerror(errno_of(rc))}")
     return info
 
 

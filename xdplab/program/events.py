@@ -30,9 +30,11 @@ as in the packet), ports, proto → "UDP", verdict/action → "XDP_DROP"...; `de
 "ipv4_host"}` overrides. The layout is bcc's description of the event struct (field names and C
 types), laid out as the C compiler does it. bcc does not describe the fields of nested structs
 (struct in6_addr excepted), bitfields or packed structs: keep event structs flat, or pass `ctype=`
-a ctypes.Structure matching the C struct. The time column `t` is the event's own timestamp when it
-has a u64 field named ts/timestamp/time/ktime filled with bpf_ktime_get_ns() (CLOCK_MONOTONIC),
-else its arrival time; in seconds since the log started.
+a ctypes.Structure matching the C struct. A libbpf program's ring and perf buffers carry no type,
+so the struct is named: `prog.events("rb", struct="event")` lays out `struct event` from the
+program's own BTF (nested structs and unions too). The time column `t` is the event's own
+timestamp when it has a u64 field named ts/timestamp/time/ktime filled with bpf_ktime_get_ns()
+(CLOCK_MONOTONIC), else its arrival time; in seconds since the log started.
 
 A background thread reads the buffer, waking every 0.1 s to see whether to stop. Every event is
 counted, per verdict too, but a fast stream is sampled: at most `max_rows` events per refresh
@@ -151,6 +153,57 @@ def event_type(bpf: Any, map_name: str) -> tuple[type[ctypes.Structure], dict[st
     return type("event", (ctypes.Structure,), {"_fields_": fields}), hints
 
 
+def btf_event_type(bpf: Any, map_name: str,
+                   struct: str | None) -> tuple[type[ctypes.Structure], Any]:
+    """(ctypes Structure, BTF hints) of `struct STRUCT` from the program's own BTF: what a
+    libbpf object's ring or perf buffer `map_name` carries (libbpf gives those maps no type, so
+    the learner names the struct the program sends). `bpf` is a Program's ObjectLoaded."""
+    import json
+    from xdplab.kernel.constants import BTF_KIND_STRUCT
+    from xdplab.kernel.libbpf import decode_table_type, libbpf, prog_info
+    from xdplab.maps.btf import Untyped, btf_desc, btf_hints
+    fds = [f.fd for f in bpf.funcs.values() if f.fd >= 0]
+    btf_id = prog_info(fds[0]).btf_id if fds else 0
+    lib = libbpf()
+    btf = lib.btf__load_from_kernel_by_id(btf_id) if btf_id else None
+    if not btf:
+        raise LabError(f"xdplab cannot lay out the events of {map_name!r}: the program was loaded "
+                       "without BTF",
+                       "build it with -g (clang -O2 -g -target bpf), as lab.load does")
+    try:
+        structs = []
+        for tid in range(1, lib.btf__type_cnt(btf)):
+            t = lib.btf__type_by_id(btf, tid).contents
+            name = (lib.btf__name_by_offset(btf, t.name_off) or b"").decode()
+            if (t.info >> 24) & 0x1F == BTF_KIND_STRUCT and name not in ("", "xdp_md",
+                                                                         "__sk_buff"):
+                structs.append(name)            # (a program's context is no event)
+        listed = ", ".join(structs[:12]) or "none"
+        if struct is None:
+            example = structs[0] if structs else "event"
+            raise LabError(f"libbpf's ring and perf buffers do not say what they carry, so "
+                           f"xdplab cannot tell what {map_name!r} sends",
+                           f"name the struct your program sends: prog.events({map_name!r}, "
+                           f"struct={example!r}) (the program's structs: {listed})")
+        tid = lib.btf__find_by_name_kind(btf, struct.encode(), BTF_KIND_STRUCT)
+        if tid <= 0:
+            raise LabError(f"the program's BTF has no struct {struct!r}",
+                           "clang writes into BTF only the types of global variables, maps and "
+                           "function arguments, not of a variable inside a function: declare one "
+                           f"global of it, `const struct {struct} *unused_{struct} "
+                           f"__attribute__((unused));` (the program's structs: {listed})")
+        try:
+            ctype = decode_table_type(json.dumps(btf_desc(btf, tid)))
+        except Untyped as e:
+            raise LabError(f"xdplab cannot lay out struct {struct!r}: {e}",
+                           "give the event struct plain fields (__u8..__u64, __be16, __be32, "
+                           "arrays of them), or pass ctype= a ctypes.Structure like the C "
+                           "one") from None
+    finally:
+        lib.btf__free(btf)
+    return ctype, btf_hints(btf_id, tid)[0]
+
+
 # -- showing --------------------------------------------------------------------------------------
 # The live table is the UI's (xdplab.ui.logs.LogView, asked for through xdplab.views by kind "log");
 # what it shows is the log's own _repr_html_, written here with xdplab.text's look.
@@ -246,7 +299,7 @@ class EventLog(_Live):
     def __init__(self, program: Program, map_name: str, max_rows: int = 200,
                  sample: int | None = None, *, interval: float = 0.5, pages: int = 64,
                  declare: Kinds | None = None, lost_map: str | None = None,
-                 ctype: type[ctypes.Structure] | None = None) -> None:
+                 ctype: type[ctypes.Structure] | None = None, struct: str | None = None) -> None:
         program.check_open()
         m = program.maps[map_name]
         if m.kind not in ("perf_event_array", "ringbuf"):
@@ -263,8 +316,12 @@ class EventLog(_Live):
         self.max_rows, self.sample, self.pages = max_rows, sample, pages
         self.interval = text.check_interval(interval)
         self.lab, self.view_name = program.lab, f"events-{map_name}"
-        self.ctype, hints = ((ctype, None) if ctype is not None
-                             else event_type(program.bpf, map_name))
+        if ctype is not None:
+            self.ctype, hints = ctype, None
+        elif struct is not None or getattr(program, "dialect", "bcc") != "bcc":
+            self.ctype, hints = btf_event_type(program.bpf, map_name, struct)   # a libbpf object
+        else:
+            self.ctype, hints = event_type(program.bpf, map_name)
         self.codec = maps.make_codec(self.ctype, None, hints, declare, top=True)
         fields = self.codec.fields or [(None, self.codec, 0)]
         self.columns = [n or "value" for n, _, _ in fields]
