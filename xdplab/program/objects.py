@@ -146,8 +146,9 @@ def vmlinux_dir() -> str:
     if not VMLINUX_BTF.is_file():
         raise LabError("this kernel has no BTF of its own (/sys/kernel/btf/vmlinux), which "
                        "vmlinux.h is made from",
-                       "CO-RE needs a kernel built with CONFIG_DEBUG_INFO_BTF=y; without it, include "
-                       "the UAPI headers instead (<linux/bpf.h>, <linux/if_ether.h>, <linux/ip.h>...)")
+                       "CO-RE needs a kernel built with CONFIG_DEBUG_INFO_BTF=y; without it, "
+                       "include the UAPI headers instead (<linux/bpf.h>, <linux/if_ether.h>, "
+                       "<linux/ip.h>...)")
     digest = hashlib.sha256(VMLINUX_BTF.read_bytes()).hexdigest()[:16]
     d = cache_dir("vmlinux") / f"{platform.release()}-{digest}"
     header = d / "vmlinux.h"
