@@ -619,3 +619,50 @@ def test_events_of_a_libbpf_ring_buffer_are_typed_from_the_named_struct(lab):
     finally:
         log.close()
         prog.close()
+
+
+TOP_TALKERS = HEAD + r"""#include "parsing_helpers.h"
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __type(key, __be32);
+    __type(value, __u64);
+    __uint(max_entries, 1024);
+} talkers SEC(".maps");
+
+SEC("xdp")
+int lab02_talkers(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+    struct hdr_cursor nh = { .pos = data };
+    struct ethhdr *eth;
+    struct iphdr *iph;
+    __u64 one = 1, *packets;
+
+    if (parse_ethhdr(&nh, data_end, &eth) != bpf_htons(ETH_P_IP))
+        return XDP_PASS;
+    if (parse_iphdr(&nh, data_end, &iph) < 0)
+        return XDP_PASS;
+    packets = bpf_map_lookup_elem(&talkers, &iph->saddr);
+    if (packets)
+        __sync_fetch_and_add(packets, 1);
+    else
+        bpf_map_update_elem(&talkers, &iph->saddr, &one, BPF_NOEXIST);
+    return XDP_PASS;
+}
+""" + LICENSE
+
+
+def test_a_lab_check_takes_a_libbpf_solution_and_rejects_a_wrong_one():
+    """Lab checks judge what a program does, not its dialect: lab 02a's solution written for
+    libbpf (parsing_helpers.h included the same way) passes every case; the same with a plain
+    `+=` loses counts on two CPUs and fails that case, and only that one."""
+    from xdplab.labs import checks
+    lab_dir = REPO / "labs" / "02a-top-talkers"
+    good = checks.run(lab_dir, TOP_TALKERS, seed=7)
+    assert good.error is None and good.passed, good.summary()
+    racy = checks.run(lab_dir, TOP_TALKERS.replace("__sync_fetch_and_add(packets, 1);",
+                                                   "*packets += 1;"), seed=7)
+    assert racy.error is None and not racy.passed
+    assert [r.title for r in racy.failed] == [
+        "packets from one source, counted on every CPU at the same time, are all counted"]

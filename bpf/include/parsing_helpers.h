@@ -1,7 +1,8 @@
 /* parsing_helpers.h — walking packet headers safely in XDP, and rewriting them.
  *
  * Include it from any xdplab program:   #include "parsing_helpers.h"
- * (lab.load compiles with -I bpf/include; bcc already includes its helpers and uapi/linux/bpf.h).
+ * (lab.load compiles with -I bpf/include; bcc already includes its helpers and uapi/linux/bpf.h;
+ * a libbpf program gets the installed UAPI headers and libbpf's <bpf/bpf_endian.h> from here).
  *
  * THE CURSOR. A parser takes a `struct hdr_cursor` pointing at the header to read, checks that the
  * whole header lies inside the packet, moves the cursor past it and returns what comes next:
@@ -34,6 +35,7 @@
 #ifndef XDPLAB_PARSING_HELPERS_H
 #define XDPLAB_PARSING_HELPERS_H
 
+#ifdef BCC_SEC          /* bcc: its helpers came first, the UAPI headers of its kernel tree */
 #include <uapi/linux/if_ether.h>
 #include <uapi/linux/in.h>
 #include <uapi/linux/in6.h>
@@ -43,6 +45,20 @@
 #include <uapi/linux/icmpv6.h>
 #include <uapi/linux/udp.h>
 #include <uapi/linux/tcp.h>
+#else                   /* clang and libbpf: the installed UAPI headers, libbpf's bpf_htons() */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/icmp.h>
+#include <linux/icmpv6.h>
+#include <linux/udp.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#endif
 
 #ifndef XDP_ACTION_MAX
 #define XDP_ACTION_MAX (XDP_REDIRECT + 1)   /* XDP_ABORTED .. XDP_REDIRECT: 5 actions */
