@@ -50,6 +50,9 @@ esac
 pkgs=(python3-bpfcc python3-venv iproute2 iputils-ping tcpdump bpftool ethtool tcpreplay libbpf1 make
       clang llvm libbpf-dev)
 if [ "$ID" = ubuntu ]; then pkgs=("${pkgs[@]/bpftool/linux-tools-common}"); fi
+# <linux/icmp.h> reaches glibc's <sys/socket.h>, which under -target bpf asks for the 32-bit stubs
+# (gnu/stubs-32.h): libc6-dev-i386 has them (xdp-tutorial's setup installs it for the same reason)
+if [ "$(dpkg --print-architecture)" = amd64 ]; then pkgs+=(libc6-dev-i386); fi
 # chromium: for the browser test (tests/test_browser.py) only; Ubuntu has it only as a snap, so
 # there that test is skipped.
 if [ $tests = 1 ] && [ "$ID" = debian ]; then pkgs+=(chromium); fi

@@ -666,3 +666,26 @@ def test_a_lab_check_takes_a_libbpf_solution_and_rejects_a_wrong_one():
     assert racy.error is None and not racy.passed
     assert [r.title for r in racy.failed] == [
         "packets from one source, counted on every CPU at the same time, are all counted"]
+
+
+def test_glibcs_32_bit_stubs_missing_is_a_setup_error(lab, tmp_path, monkeypatch):
+    """<linux/icmp.h> reaches glibc's <sys/socket.h>, which under -target bpf wants
+    gnu/stubs-32.h (libc6-dev-i386): without it, the install step is named, not clang's error.
+    clang here is a stand-in printing what the real one printed on this machine before
+    libc6-dev-i386 was installed."""
+    said = ("In file included from /tmp/x/x.bpf.c:3:\n"
+            "In file included from /usr/include/linux/icmp.h:23:\n"
+            "In file included from /usr/include/linux/if.h:28:\n"
+            "In file included from /usr/include/x86_64-linux-gnu/sys/socket.h:22:\n"
+            "In file included from /usr/include/features.h:510:\n"
+            "/usr/include/x86_64-linux-gnu/gnu/stubs.h:7:11: fatal error: 'gnu/stubs-32.h' file "
+            "not found\n# include <gnu/stubs-32.h>\n          ^~~~~~~~~~~~~~~~\n1 error generated.\n")
+    (tmp_path / "said").write_text(said)
+    wrapper = tmp_path / "clang"
+    wrapper.write_text(f"#!/bin/sh\ncat {tmp_path / 'said'} >&2\nexit 1\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(objects, "clang", lambda: str(wrapper))
+    with pytest.raises(SetupError, match="32-bit stubs") as e:
+        lab.load(HEAD + "#include <linux/icmp.h>\n" + 'SEC("xdp") int x(struct xdp_md *c) '
+                 "{ return XDP_PASS; }" + LICENSE)
+    assert "libc6-dev-i386" in e.value.hint

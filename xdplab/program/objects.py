@@ -222,6 +222,12 @@ def build(text: str, path: str | None, cflags: Sequence[str] = (), name: str = "
             if re.search(r"'bpf/\w+\.h' file not found", err) and not LIBBPF_HEADERS.is_dir():
                 raise SetupError("libbpf's headers (<bpf/bpf_helpers.h>) are not installed",
                                  INSTALL_HINT)
+            if "'gnu/stubs-32.h' file not found" in err:
+                raise SetupError("a UAPI header reached glibc's <sys/socket.h> (<linux/icmp.h> "
+                                 "does, through <linux/if.h>), which for -target bpf wants glibc's "
+                                 "32-bit stubs, and they are not installed",
+                                 "run 'sudo make install' (it installs libc6-dev-i386, as "
+                                 "xdp-tutorial's setup does)")
             raise diagnostics.compile_error(err, text, main=main, dialect="libbpf")
         return Built(obj, main, workdir)
     except BaseException:
