@@ -149,24 +149,23 @@ def errno_of(rc: int) -> int:
     return -rc if rc < -1 else ctypes.get_errno()
 
 
-def map_info(fd: int) -> BpfMapInfo:
-    """struct bpf_map_info (BpfMapInfo) of map file descriptor `fd`."""
-    info = BpfMapInfo()
+def _obj_info(fd: int, info: Any, what: str) -> Any:
+    """`info` filled in by BPF_OBJ_GET_INFO_BY_FD for the `what` (map, program) of fd `fd`."""
     size = ctypes.c_uint32(ctypes.sizeof(info))
     rc = libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size))
     if rc != 0:
-        raise LabError(f"cannot read map info of fd {fd}: {os.strerror(errno_of(rc))}")
+        raise LabError(f"cannot read {what} info of fd {fd}: {os.strerror(errno_of(rc))}")
     return info
+
+
+def map_info(fd: int) -> BpfMapInfo:
+    """struct bpf_map_info (BpfMapInfo) of map file descriptor `fd`."""
+    return _obj_info(fd, BpfMapInfo(), "map")
 
 
 def prog_info(fd: int) -> BpfProgInfo:
     """struct bpf_prog_info (BpfProgInfo, up to btf_id) of program file descriptor `fd`."""
-    info = BpfProgInfo()
-    size = ctypes.c_uint32(ctypes.sizeof(info))
-    rc = libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size))
-    if rc != 0:
-        raise LabError(f"cannot read program info of fd {fd}: {os.strerror(errno_of(rc))}")
-    return info
+    return _obj_info(fd, BpfProgInfo(), "program")
 
 
 class PrintCapture:
