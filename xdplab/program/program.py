@@ -62,6 +62,15 @@ def xdp_functions(source: str) -> list[str]:
     return names
 
 
+def source_beside(obj: str | Path) -> Path | None:
+    """The C file an object file was built from, beside it with the same stem (prog.o, or
+    prog.bpf.o: prog.bpf.c, else prog.c), or None."""
+    obj = Path(obj)
+    stem = obj.name[:-2].removesuffix(".bpf")
+    return next((p for p in (obj.with_name(stem + ext) for ext in (".bpf.c", ".c"))
+                 if p.is_file()), None)
+
+
 def read_source(source: str | Path) -> tuple[str, str | None]:
     """(C text, the file's path or None) from `source`: C text itself, a path, or a file name
     under bpf/. For an object file (.o) the text is that of the C file beside it with the same
@@ -70,9 +79,7 @@ def read_source(source: str | Path) -> tuple[str, str | None]:
         for path in (Path(source), BPF_DIR / source):
             if path.is_file():
                 if path.suffix == ".o":
-                    stem = path.name[:-2].removesuffix(".bpf")
-                    beside = [path.with_name(stem + ext) for ext in (".bpf.c", ".c")]
-                    c = next((p for p in beside if p.is_file()), None)
+                    c = source_beside(path)
                     return (c.read_text() if c else ""), str(path)
                 return path.read_text(), str(path)
         raise LabError(f"no BPF {'object' if str(source).endswith('.o') else 'source'} file "
@@ -151,9 +158,8 @@ class Program:
                                "built already", "build it again with those flags, or give the "
                                "C file: lab.load('prog.bpf.c', cflags=[...])")
             obj = self.path
-            stem = Path(self.path).name[:-2].removesuffix(".bpf")
-            main = next((stem + ext for ext in (".bpf.c", ".c")
-                         if Path(self.path).with_name(stem + ext).is_file()), None)
+            beside = source_beside(self.path)
+            main = beside.name if beside else None
         else:
             built = objects.build(self.source, self.path, cflags, self.name)
             obj, main = built.obj, built.main
